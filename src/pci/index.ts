@@ -1,0 +1,3 @@
+export * from "./function.js";
+export * from "./msi.js";
+export * from "./regs.js";
