@@ -1,0 +1,131 @@
+/**
+ * CPUID, the time-stamp counter and the model-specific registers. The TSC comes from an
+ * injectable clock (ns) so tests and record/replay can make it deterministic.
+ */
+
+/** CPUID.1:EDX feature bits this core reports. */
+export const Feature = {
+  FPU: 1 << 0,
+  VME: 1 << 1,
+  DE: 1 << 2,
+  PSE: 1 << 3,
+  TSC: 1 << 4,
+  MSR: 1 << 5,
+  PAE: 1 << 6,
+  MCE: 1 << 7,
+  CX8: 1 << 8,
+  APIC: 1 << 9,
+  SEP: 1 << 11,
+  MTRR: 1 << 12,
+  PGE: 1 << 13,
+  MCA: 1 << 14,
+  CMOV: 1 << 15,
+} as const;
+
+export const Msr = {
+  TSC: 0x10,
+  APIC_BASE: 0x1b,
+  SYSENTER_CS: 0x174,
+  SYSENTER_ESP: 0x175,
+  SYSENTER_EIP: 0x176,
+} as const;
+
+/** Pentium Pro class: family 6, model 3, stepping 3. */
+export const CPUID_SIGNATURE = 0x0633;
+
+export class CpuidUnit {
+  /**
+   * CPUID.1:EDX. Default: what the integer core, the x87 unit and the planned protected-mode
+   * and paging units provide (FPU, PSE, TSC, MSR, CX8, SEP, PGE, CMOV). The machine adds APIC
+   * when it has a local APIC.
+   */
+  features: number =
+    Feature.FPU |
+    Feature.PSE |
+    Feature.TSC |
+    Feature.MSR |
+    Feature.CX8 |
+    Feature.SEP |
+    Feature.PGE |
+    Feature.CMOV;
+  /** TSC ticks per second. */
+  tscHz = 1_000_000_000;
+  private tscOffset = 0;
+  /** MSRs other than the TSC that software may read back (SYSENTER_*, APIC_BASE...). */
+  readonly msrs = new Map<number, { lo: number; hi: number }>();
+
+  constructor(private readonly clockNs: () => number) {}
+
+  reset(): void {
+    this.tscOffset = -this.ticks();
+    this.msrs.clear();
+    this.msrs.set(Msr.SYSENTER_CS, { lo: 0, hi: 0 });
+    this.msrs.set(Msr.SYSENTER_ESP, { lo: 0, hi: 0 });
+    this.msrs.set(Msr.SYSENTER_EIP, { lo: 0, hi: 0 });
+  }
+
+  private ticks(): number {
+    return Math.floor((this.clockNs() * this.tscHz) / 1e9);
+  }
+
+  /** The 64-bit TSC as a double (exact below 2^53). */
+  readTsc(): number {
+    return this.ticks() + this.tscOffset;
+  }
+
+  /** CPUID leaf `eax` (subleaf `ecx`): writes [eax, ebx, ecx, edx] into out. */
+  query(leaf: number, out: Uint32Array): void {
+    switch (leaf >>> 0) {
+      case 0:
+        out[0] = 2;
+        out[1] = 0x756e_6547; // "Genu"
+        out[3] = 0x4965_6e69; // "ineI"
+        out[2] = 0x6c65_746e; // "ntel"
+        return;
+      case 1:
+        out[0] = CPUID_SIGNATURE;
+        out[1] = 0;
+        out[2] = 0;
+        out[3] = this.features;
+        return;
+      case 2:
+        // One iteration; descriptor 0x00 = no cache information.
+        out[0] = 0x0000_0001;
+        out[1] = out[2] = out[3] = 0;
+        return;
+      case 0x8000_0000:
+        out[0] = 0x8000_0000;
+        out[1] = out[2] = out[3] = 0;
+        return;
+      default:
+        // Intel: an unsupported leaf returns the highest basic leaf's data.
+        this.query(2, out);
+    }
+  }
+
+  /** RDMSR. Returns false for an MSR this CPU does not have (#GP). */
+  readMsr(index: number, out: Uint32Array): boolean {
+    if (index === Msr.TSC) {
+      const t = this.readTsc();
+      out[0] = t >>> 0;
+      out[1] = Math.floor(t / 0x1_0000_0000) >>> 0;
+      return true;
+    }
+    const v = this.msrs.get(index);
+    if (v === undefined) return false;
+    out[0] = v.lo;
+    out[1] = v.hi;
+    return true;
+  }
+
+  /** WRMSR. Returns false for an MSR this CPU does not have (#GP). */
+  writeMsr(index: number, lo: number, hi: number): boolean {
+    if (index === Msr.TSC) {
+      this.tscOffset = hi * 0x1_0000_0000 + (lo >>> 0) - this.ticks();
+      return true;
+    }
+    if (!this.msrs.has(index)) return false;
+    this.msrs.set(index, { lo: lo >>> 0, hi: hi >>> 0 });
+    return true;
+  }
+}

@@ -1,0 +1,406 @@
+/** ALU instructions: ADD..CMP, INC/DEC, TEST, NOT/NEG, MUL/IMUL/DIV/IDIV. */
+import type { Cpu, Handler } from "./cpu.js";
+import { Vector } from "./fault.js";
+import { Lazy, PARITY, REG8, SIZE_MASK, SIZE_SHIFT, SIZE_SIGN, type SizeIdx } from "./state.js";
+
+export const AluKind = { ADD: 0, OR: 1, ADC: 2, SBB: 3, AND: 4, SUB: 5, XOR: 6, CMP: 7 } as const;
+
+/** Computes `a kind b` at operand size s, sets the flags, returns the (masked, unsigned) result. */
+export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): number {
+  const mask = SIZE_MASK[s];
+  let r: number;
+  switch (kind) {
+    case 0:
+      r = ((a + b) & mask) >>> 0;
+      cpu.lazyOp = Lazy.ADD;
+      break;
+    case 1:
+      r = (a | b) >>> 0;
+      cpu.lazyOp = Lazy.LOGIC;
+      break;
+    case 4:
+      r = (a & b) >>> 0;
+      cpu.lazyOp = Lazy.LOGIC;
+      break;
+    case 6:
+      r = (a ^ b) >>> 0;
+      cpu.lazyOp = Lazy.LOGIC;
+      break;
+    case 2: {
+      const c = cpu.getCF();
+      r = ((a + b + c) & mask) >>> 0;
+      const sign = SIZE_SIGN[s];
+      cpu.setArith(
+        c ? (r <= a ? 1 : 0) : r < a ? 1 : 0,
+        PARITY[r & 0xff] !== 0,
+        ((a ^ b ^ r) & 0x10) !== 0,
+        r === 0,
+        (r & sign) !== 0,
+        ((a ^ r) & (b ^ r) & sign) !== 0,
+      );
+      return r;
+    }
+    case 3: {
+      const c = cpu.getCF();
+      r = ((a - b - c) & mask) >>> 0;
+      const sign = SIZE_SIGN[s];
+      cpu.setArith(
+        c ? (a <= b ? 1 : 0) : a < b ? 1 : 0,
+        PARITY[r & 0xff] !== 0,
+        ((a ^ b ^ r) & 0x10) !== 0,
+        r === 0,
+        (r & sign) !== 0,
+        ((a ^ b) & (a ^ r) & sign) !== 0,
+      );
+      return r;
+    }
+    default:
+      r = ((a - b) & mask) >>> 0;
+      cpu.lazyOp = Lazy.SUB;
+  }
+  cpu.lazyA = a;
+  cpu.lazyB = b;
+  cpu.lazyRes = r;
+  cpu.lazySize = s;
+  return r;
+}
+
+export function incDec(cpu: Cpu, a: number, dec: boolean, s: SizeIdx): number {
+  const cf = cpu.getCF();
+  cpu.flags = (cpu.flags & ~1) | cf;
+  const r = ((dec ? a - 1 : a + 1) & SIZE_MASK[s]) >>> 0;
+  cpu.lazyOp = dec ? Lazy.DEC : Lazy.INC;
+  cpu.lazyA = a;
+  cpu.lazyB = 1;
+  cpu.lazyRes = r;
+  cpu.lazySize = s;
+  return r;
+}
+
+function setLogic(cpu: Cpu, r: number, s: SizeIdx): void {
+  cpu.lazyOp = Lazy.LOGIC;
+  cpu.lazyRes = r >>> 0;
+  cpu.lazySize = s;
+}
+
+/** op Eb,Gb / Ev,Gv (00, 01, 08, ...). */
+export function aluEG(kind: number, s: SizeIdx): Handler {
+  if (s === 2)
+    return (cpu) => {
+      cpu.decodeModrm();
+      if (cpu.isReg) {
+        const r = alu(cpu, kind, cpu.r32[cpu.modRm]!, cpu.r32[cpu.modReg]!, 2);
+        if (kind !== 7) cpu.r32[cpu.modRm] = r;
+      } else {
+        const r = alu(cpu, kind, cpu.read32(cpu.eaSeg, cpu.ea), cpu.r32[cpu.modReg]!, 2);
+        if (kind !== 7) cpu.write32(cpu.eaSeg, cpu.ea, r);
+      }
+    };
+  if (s === 1)
+    return (cpu) => {
+      cpu.decodeModrm();
+      const r = alu(cpu, kind, cpu.readE16(), cpu.r16[cpu.modReg << 1]!, 1);
+      if (kind !== 7) cpu.writeE16(r);
+    };
+  return (cpu) => {
+    cpu.decodeModrm();
+    const r = alu(cpu, kind, cpu.readE8(), cpu.r8[REG8[cpu.modReg]!]!, 0);
+    if (kind !== 7) cpu.writeE8(r);
+  };
+}
+
+/** op Gb,Eb / Gv,Ev (02, 03, ...). */
+export function aluGE(kind: number, s: SizeIdx): Handler {
+  if (s === 2)
+    return (cpu) => {
+      cpu.decodeModrm();
+      const b = cpu.isReg ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
+      const r = alu(cpu, kind, cpu.r32[cpu.modReg]!, b, 2);
+      if (kind !== 7) cpu.r32[cpu.modReg] = r;
+    };
+  if (s === 1)
+    return (cpu) => {
+      cpu.decodeModrm();
+      const r = alu(cpu, kind, cpu.r16[cpu.modReg << 1]!, cpu.readE16(), 1);
+      if (kind !== 7) cpu.r16[cpu.modReg << 1] = r;
+    };
+  return (cpu) => {
+    cpu.decodeModrm();
+    const r = alu(cpu, kind, cpu.r8[REG8[cpu.modReg]!]!, cpu.readE8(), 0);
+    if (kind !== 7) cpu.r8[REG8[cpu.modReg]!] = r;
+  };
+}
+
+/** op AL,Ib / eAX,Iz (04, 05, ...). */
+export function aluAI(kind: number, s: SizeIdx): Handler {
+  if (s === 2)
+    return (cpu) => {
+      const r = alu(cpu, kind, cpu.r32[0]!, cpu.fetch32(), 2);
+      if (kind !== 7) cpu.r32[0] = r;
+    };
+  if (s === 1)
+    return (cpu) => {
+      const r = alu(cpu, kind, cpu.r16[0]!, cpu.fetch16(), 1);
+      if (kind !== 7) cpu.r16[0] = r;
+    };
+  return (cpu) => {
+    const r = alu(cpu, kind, cpu.r8[0]!, cpu.fetch8(), 0);
+    if (kind !== 7) cpu.r8[0] = r;
+  };
+}
+
+/** Group 1: 80/82 Eb,Ib; 81 Ev,Iz; 83 Ev,Ib (sign-extended). */
+export function group1(s: SizeIdx, immByte: boolean): Handler {
+  return (cpu) => {
+    cpu.decodeModrm();
+    const kind = cpu.modReg;
+    if (cpu.lock && kind === 7) cpu.ud();
+    let imm: number;
+    if (s === 0) imm = cpu.fetch8();
+    else if (immByte) imm = ((cpu.fetch8() << 24) >> 24) & SIZE_MASK[s];
+    else imm = s === 2 ? cpu.fetch32() : cpu.fetch16();
+    imm >>>= 0;
+    if (s === 2) {
+      const r = alu(cpu, kind, cpu.readE32(), imm, 2);
+      if (kind !== 7) cpu.writeE32(r);
+    } else if (s === 1) {
+      const r = alu(cpu, kind, cpu.readE16(), imm, 1);
+      if (kind !== 7) cpu.writeE16(r);
+    } else {
+      const r = alu(cpu, kind, cpu.readE8(), imm, 0);
+      if (kind !== 7) cpu.writeE8(r);
+    }
+  };
+}
+
+/** INC/DEC r16/r32 (40-4F). */
+export function incDecReg(s: SizeIdx, dec: boolean): Handler {
+  return (cpu) => {
+    const r = cpu.opcode & 7;
+    cpu.setReg(s, r, incDec(cpu, cpu.getReg(s, r), dec, s));
+  };
+}
+
+/** TEST Eb,Gb / Ev,Gv (84, 85). */
+export function testEG(s: SizeIdx): Handler {
+  return (cpu) => {
+    cpu.decodeModrm();
+    const a = s === 2 ? cpu.readE32() : s === 1 ? cpu.readE16() : cpu.readE8();
+    setLogic(cpu, a & cpu.getReg(s, cpu.modReg), s);
+  };
+}
+
+/** TEST AL,Ib / eAX,Iz (A8, A9). */
+export function testAI(s: SizeIdx): Handler {
+  return (cpu) => {
+    const imm = s === 2 ? cpu.fetch32() : s === 1 ? cpu.fetch16() : cpu.fetch8();
+    setLogic(cpu, cpu.getReg(s, 0) & imm, s);
+  };
+}
+
+function readE(cpu: Cpu, s: SizeIdx): number {
+  return s === 2 ? cpu.readE32() : s === 1 ? cpu.readE16() : cpu.readE8();
+}
+
+export function writeE(cpu: Cpu, s: SizeIdx, v: number): void {
+  if (s === 2) cpu.writeE32(v);
+  else if (s === 1) cpu.writeE16(v);
+  else cpu.writeE8(v);
+}
+
+/** 32×32 → 64 unsigned multiply into out[0] (low) and out[1] (high). */
+export function mulU32(a: number, b: number, out: Uint32Array): void {
+  const al = a & 0xffff;
+  const ah = a >>> 16;
+  const bl = b & 0xffff;
+  const bh = b >>> 16;
+  const ll = al * bl;
+  const lh = al * bh;
+  const hl = ah * bl;
+  const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  out[0] = ((mid << 16) | (ll & 0xffff)) >>> 0;
+  out[1] = ah * bh + (lh >>> 16) + (hl >>> 16) + Math.floor(mid / 0x1_0000);
+}
+
+/** 32×32 → 64 signed multiply (two's complement halves in out). */
+export function mulS32(a: number, b: number, out: Uint32Array): void {
+  mulU32(a >>> 0, b >>> 0, out);
+  let hi = out[1]!;
+  if ((a | 0) < 0) hi -= b >>> 0;
+  if ((b | 0) < 0) hi -= a >>> 0;
+  out[1] = hi >>> 0;
+}
+
+/**
+ * Unsigned 64/32 division of hi:lo by d (d != 0, hi < d): quotient in out[0], remainder in out[1].
+ * Two 16-bit steps keep every intermediate below 2^53.
+ */
+export function divU64(hi: number, lo: number, d: number, out: Uint32Array): void {
+  const n1 = hi * 0x1_0000 + (lo >>> 16);
+  const q1 = Math.floor(n1 / d);
+  const r1 = n1 - q1 * d;
+  const n2 = r1 * 0x1_0000 + (lo & 0xffff);
+  const q2 = Math.floor(n2 / d);
+  out[0] = q1 * 0x1_0000 + q2;
+  out[1] = n2 - q2 * d;
+}
+
+const tmp = new Uint32Array(2);
+
+function setMulFlags(cpu: Cpu, overflow: boolean, low: number, s: SizeIdx): void {
+  const r = (low & SIZE_MASK[s]) >>> 0;
+  cpu.setArith(overflow ? 1 : 0, PARITY[r & 0xff] !== 0, false, r === 0, (r & SIZE_SIGN[s]) !== 0, overflow);
+}
+
+function mul(cpu: Cpu, s: SizeIdx, src: number, signed: boolean): void {
+  if (s === 0) {
+    const a = cpu.r8[0]!;
+    const p = signed ? ((a << 24) >> 24) * ((src << 24) >> 24) : a * src;
+    cpu.r16[0] = p;
+    setMulFlags(cpu, signed ? p !== (p << 24) >> 24 : p > 0xff, p, 0);
+  } else if (s === 1) {
+    const a = cpu.r16[0]!;
+    const p = signed ? ((a << 16) >> 16) * ((src << 16) >> 16) : a * src;
+    cpu.r16[0] = p;
+    cpu.r16[4] = p >> 16;
+    setMulFlags(cpu, signed ? p !== (p << 16) >> 16 : p > 0xffff, p, 1);
+  } else {
+    const a = cpu.r32[0]!;
+    if (signed) mulS32(a, src, tmp);
+    else mulU32(a, src, tmp);
+    const lo = tmp[0]!;
+    const hi = tmp[1]!;
+    cpu.r32[0] = lo;
+    cpu.r32[2] = hi;
+    setMulFlags(cpu, signed ? hi !== ((lo | 0) < 0 ? 0xffff_ffff : 0) : hi !== 0, lo, 2);
+  }
+}
+
+function div(cpu: Cpu, s: SizeIdx, d: number, signed: boolean): void {
+  if (d === 0) cpu.raise(Vector.DE);
+  if (s === 0) {
+    const n = cpu.r16[0]!;
+    if (!signed) {
+      const q = Math.floor(n / d);
+      if (q > 0xff) cpu.raise(Vector.DE);
+      cpu.r8[0] = q;
+      cpu.r8[1] = n % d;
+    } else {
+      const ns = (n << 16) >> 16;
+      const ds = (d << 24) >> 24;
+      const q = Math.trunc(ns / ds);
+      if (q > 127 || q < -128) cpu.raise(Vector.DE);
+      cpu.r8[0] = q;
+      cpu.r8[1] = ns % ds;
+    }
+  } else if (s === 1) {
+    const n = ((cpu.r16[4]! << 16) | cpu.r16[0]!) >>> 0;
+    if (!signed) {
+      const q = Math.floor(n / d);
+      if (q > 0xffff) cpu.raise(Vector.DE);
+      cpu.r16[0] = q;
+      cpu.r16[4] = n % d;
+    } else {
+      const ns = n | 0;
+      const ds = (d << 16) >> 16;
+      const q = Math.trunc(ns / ds);
+      if (q > 32767 || q < -32768) cpu.raise(Vector.DE);
+      cpu.r16[0] = q;
+      cpu.r16[4] = ns % ds;
+    }
+  } else {
+    let hi = cpu.r32[2]!;
+    let lo = cpu.r32[0]!;
+    if (!signed) {
+      if (hi >= d) cpu.raise(Vector.DE);
+      divU64(hi, lo, d, tmp);
+      cpu.r32[0] = tmp[0]!;
+      cpu.r32[2] = tmp[1]!;
+      return;
+    }
+    const negN = (hi | 0) < 0;
+    if (negN) {
+      // 64-bit two's complement negate.
+      lo = (~lo + 1) >>> 0;
+      hi = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
+    }
+    const negD = (d | 0) < 0;
+    const ad = negD ? -(d | 0) >>> 0 : d;
+    if (hi >= ad) cpu.raise(Vector.DE);
+    divU64(hi, lo, ad, tmp);
+    const q = tmp[0]!;
+    const r = tmp[1]!;
+    const neg = negN !== negD;
+    if (neg ? q > 0x8000_0000 : q > 0x7fff_ffff) cpu.raise(Vector.DE);
+    cpu.r32[0] = neg ? -q : q;
+    cpu.r32[2] = negN ? -r : r;
+  }
+}
+
+/** Group 3: F6/F7 TEST, NOT, NEG, MUL, IMUL, DIV, IDIV. */
+export function group3(s: SizeIdx): Handler {
+  return (cpu) => {
+    cpu.decodeModrm();
+    const op = cpu.modReg;
+    if (cpu.lock && op !== 2 && op !== 3) cpu.ud();
+    switch (op) {
+      case 0:
+      case 1: {
+        const a = readE(cpu, s);
+        const imm = s === 2 ? cpu.fetch32() : s === 1 ? cpu.fetch16() : cpu.fetch8();
+        setLogic(cpu, a & imm, s);
+        return;
+      }
+      case 2:
+        writeE(cpu, s, ~readE(cpu, s) & SIZE_MASK[s]);
+        return;
+      case 3: {
+        const a = readE(cpu, s);
+        writeE(cpu, s, alu(cpu, AluKind.SUB, 0, a, s));
+        return;
+      }
+      case 4:
+        mul(cpu, s, readE(cpu, s), false);
+        return;
+      case 5:
+        mul(cpu, s, readE(cpu, s), true);
+        return;
+      case 6:
+        div(cpu, s, readE(cpu, s), false);
+        return;
+      default:
+        div(cpu, s, readE(cpu, s), true);
+    }
+  };
+}
+
+/** Group 4/5 INC/DEC forms (FE /0 /1, FF /0 /1). */
+export function incDecE(cpu: Cpu, s: SizeIdx, dec: boolean): void {
+  writeE(cpu, s, incDec(cpu, readE(cpu, s), dec, s));
+}
+
+/** IMUL Gv,Ev (0F AF), Gv,Ev,Iz (69), Gv,Ev,Ib (6B). */
+export function imulG(s: SizeIdx, imm: 0 | 1 | 2): Handler {
+  return (cpu) => {
+    cpu.decodeModrm();
+    const a = readE(cpu, s);
+    let b: number;
+    if (imm === 0) b = cpu.getReg(s, cpu.modReg);
+    else if (imm === 1) b = (cpu.fetch8() << 24) >> 24;
+    else b = s === 2 ? cpu.fetch32() : cpu.fetch16();
+    let lo: number;
+    let overflow: boolean;
+    if (s === 2) {
+      mulS32(a, b, tmp);
+      lo = tmp[0]!;
+      overflow = tmp[1]! !== ((lo | 0) < 0 ? 0xffff_ffff : 0);
+    } else {
+      const sh = SIZE_SHIFT[s];
+      const p = ((a << sh) >> sh) * ((b << sh) >> sh);
+      lo = p & 0xffff;
+      overflow = p !== (p << 16) >> 16;
+    }
+    cpu.setReg(s, cpu.modReg, lo);
+    setMulFlags(cpu, overflow, lo, s);
+  };
+}

@@ -1,0 +1,140 @@
+/** String instructions: MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS with REP/REPE/REPNE, both address sizes. */
+import { alu } from "./ops-alu.js";
+import { ioAllowed } from "./ops-control.js";
+import type { Cpu, Handler } from "./cpu.js";
+import { Flag, Sreg, type SizeIdx } from "./state.js";
+
+export const StrKind = { MOVS: 0, CMPS: 1, STOS: 2, LODS: 3, SCAS: 4, INS: 5, OUTS: 6 } as const;
+
+function rd(cpu: Cpu, s: SizeIdx, seg: number, off: number): number {
+  return s === 2 ? cpu.read32(seg, off) : s === 1 ? cpu.read16(seg, off) : cpu.read8(seg, off);
+}
+
+function wr(cpu: Cpu, s: SizeIdx, seg: number, off: number, v: number): void {
+  if (s === 2) cpu.write32(seg, off, v);
+  else if (s === 1) cpu.write16(seg, off, v);
+  else cpu.write8(seg, off, v);
+}
+
+/** One iteration. SI/DI are updated only after the memory accesses succeed. */
+function once(cpu: Cpu, kind: number, s: SizeIdx, delta: number, srcSeg: number): void {
+  const ad32 = cpu.ad32;
+  const si = ad32 ? cpu.r32[6]! : cpu.r16[12]!;
+  const di = ad32 ? cpu.r32[7]! : cpu.r16[14]!;
+  let useSi = false;
+  let useDi = false;
+  switch (kind) {
+    case 0:
+      wr(cpu, s, Sreg.ES, di, rd(cpu, s, srcSeg, si));
+      useSi = useDi = true;
+      break;
+    case 1:
+      alu(cpu, 7, rd(cpu, s, srcSeg, si), rd(cpu, s, Sreg.ES, di), s);
+      useSi = useDi = true;
+      break;
+    case 2:
+      wr(cpu, s, Sreg.ES, di, cpu.getReg(s, 0));
+      useDi = true;
+      break;
+    case 3:
+      cpu.setReg(s, 0, rd(cpu, s, srcSeg, si));
+      useSi = true;
+      break;
+    case 4:
+      alu(cpu, 7, cpu.getReg(s, 0), rd(cpu, s, Sreg.ES, di), s);
+      useDi = true;
+      break;
+    case 5: {
+      const port = cpu.r16[4]!;
+      const n = 1 << s;
+      // The destination is checked before the port is read (a read may have side effects).
+      cpu.linWrite(Sreg.ES, di, n);
+      cpu.slowCheck = true;
+      wr(cpu, s, Sreg.ES, di, cpu.io.read(port, n as 1 | 2 | 4));
+      useDi = true;
+      break;
+    }
+    default: {
+      const v = rd(cpu, s, srcSeg, si);
+      cpu.slowCheck = true;
+      cpu.io.write(cpu.r16[4]!, (1 << s) as 1 | 2 | 4, v);
+      useSi = true;
+    }
+  }
+  if (ad32) {
+    if (useSi) cpu.r32[6] = si + delta;
+    if (useDi) cpu.r32[7] = di + delta;
+  } else {
+    if (useSi) cpu.r16[12] = si + delta;
+    if (useDi) cpu.r16[14] = di + delta;
+  }
+}
+
+function segRangeOk(cpu: Cpu, seg: number, off: number, n: number, access: number): boolean {
+  return (
+    off >= cpu.segMin[seg]! && off + n - 1 <= cpu.segMax[seg]! && (cpu.segAccess[seg]! & access) === access
+  );
+}
+
+/** Fast REP MOVS/STOS for flat RAM without paging; returns false when it cannot be used. */
+function fastRep(cpu: Cpu, kind: number, s: SizeIdx, count: number, srcSeg: number): boolean {
+  if (cpu.paging !== null || !cpu.ad32 || (cpu.flags & Flag.DF) !== 0) return false;
+  const n = count << s;
+  if (n <= 0 || n > 0x10_0000) return false;
+  const di = cpu.r32[7]!;
+  if (!segRangeOk(cpu, Sreg.ES, di, n, 2)) return false;
+  const dst = (cpu.segBase[Sreg.ES]! + di) >>> 0;
+  if (dst + n > cpu.ram.size || !cpu.bus.isRam(dst, n)) return false;
+  const u8 = cpu.ramU8;
+  if (kind === StrKind.MOVS) {
+    const si = cpu.r32[6]!;
+    if (!segRangeOk(cpu, srcSeg, si, n, 1)) return false;
+    const src = (cpu.segBase[srcSeg]! + si) >>> 0;
+    if (!cpu.bus.isRam(src, n)) return false;
+    // Overlap with src < dst < src+n must replicate like the element loop does.
+    if (dst > src && dst < src + n) return false;
+    u8.copyWithin(dst, src, src + n);
+    cpu.r32[6] = si + n;
+  } else {
+    const v = cpu.getReg(s, 0);
+    if (s === 0) u8.fill(v, dst, dst + n);
+    else if (s === 1 && (v & 0xff) === v >>> 8) u8.fill(v & 0xff, dst, dst + n);
+    else if (s === 2 && v === ((v & 0xff) * 0x0101_0101) >>> 0) u8.fill(v & 0xff, dst, dst + n);
+    else {
+      const view = cpu.ramView;
+      for (let o = 0; o < n; o += 1 << s) {
+        if (s === 2) view.setUint32(dst + o, v, true);
+        else view.setUint16(dst + o, v, true);
+      }
+    }
+  }
+  cpu.r32[7] = di + n;
+  cpu.r32[1] = 0;
+  return true;
+}
+
+export function stringOp(kind: number, s: SizeIdx): Handler {
+  const cmp = kind === StrKind.CMPS || kind === StrKind.SCAS;
+  return (cpu) => {
+    const n = 1 << s;
+    const delta = (cpu.flags & Flag.DF) !== 0 ? -n : n;
+    const srcSeg = cpu.dataSeg;
+    if ((kind === StrKind.INS || kind === StrKind.OUTS) && !ioAllowed(cpu, cpu.r16[4]!, n)) cpu.gp0();
+    if (cpu.rep === 0) {
+      once(cpu, kind, s, delta, srcSeg);
+      return;
+    }
+    const ad32 = cpu.ad32;
+    let count = ad32 ? cpu.r32[1]! : cpu.r16[2]!;
+    if (count === 0) return;
+    if ((kind === StrKind.MOVS || kind === StrKind.STOS) && fastRep(cpu, kind, s, count, srcSeg)) return;
+    const repe = cpu.rep === 2;
+    while (count !== 0) {
+      once(cpu, kind, s, delta, srcSeg);
+      count = ad32 ? (count - 1) >>> 0 : (count - 1) & 0xffff;
+      if (ad32) cpu.r32[1] = count;
+      else cpu.r16[2] = count;
+      if (cmp && cpu.getZF() !== repe) break;
+    }
+  };
+}

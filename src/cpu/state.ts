@@ -1,0 +1,346 @@
+/**
+ * The architectural state of the x86 core: general registers in one buffer with 8/16/32-bit
+ * views, EFLAGS with lazily computed arithmetic flags, segment registers with their descriptor
+ * caches, and the control registers. `Cpu` (cpu.ts) extends this with memory, decoding and the
+ * run loop.
+ */
+import { CpuStateError } from "./fault.js";
+
+export const Reg = { EAX: 0, ECX: 1, EDX: 2, EBX: 3, ESP: 4, EBP: 5, ESI: 6, EDI: 7 } as const;
+export const Sreg = { ES: 0, CS: 1, SS: 2, DS: 3, FS: 4, GS: 5 } as const;
+export const SREG_NAMES = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
+
+export const Flag = {
+  CF: 0x1,
+  PF: 0x4,
+  AF: 0x10,
+  ZF: 0x40,
+  SF: 0x80,
+  TF: 0x100,
+  IF: 0x200,
+  DF: 0x400,
+  OF: 0x800,
+  IOPL: 0x3000,
+  NT: 0x4000,
+  RF: 0x1_0000,
+  VM: 0x2_0000,
+  AC: 0x4_0000,
+  VIF: 0x8_0000,
+  VIP: 0x10_0000,
+  ID: 0x20_0000,
+} as const;
+/** The six arithmetic flags the lazy machinery computes. */
+export const ARITH_FLAGS = 0x8d5;
+/** Bits of EFLAGS an i686 implements (bit 1 always reads 1). */
+export const EFLAGS_IMPLEMENTED = 0x3f7fd5;
+
+/** The lazy flag kinds: which operation produced `lazyRes` from `lazyA` and `lazyB`. */
+export const Lazy = { NONE: 0, ADD: 1, SUB: 2, LOGIC: 3, INC: 4, DEC: 5 } as const;
+
+/** Segment access bits in `segAccess` (checked on every access; real mode sets all). */
+export const SegAccess = { READ: 1, WRITE: 2 } as const;
+
+/** Control register bits. */
+export const Cr0 = {
+  PE: 0x1,
+  MP: 0x2,
+  EM: 0x4,
+  TS: 0x8,
+  ET: 0x10,
+  NE: 0x20,
+  WP: 0x1_0000,
+  AM: 0x4_0000,
+  PG: 0x8000_0000,
+} as const;
+
+/** Operand size index used by handlers: 0 = byte, 1 = word, 2 = dword. */
+export type SizeIdx = 0 | 1 | 2;
+export const SIZE_MASK = [0xff, 0xffff, 0xffff_ffff] as const;
+export const SIZE_SIGN = [0x80, 0x8000, 0x8000_0000] as const;
+/** Left shift that moves a value's sign bit to bit 31 (for signed comparisons). */
+export const SIZE_SHIFT = [24, 16, 0] as const;
+
+export const PARITY = new Uint8Array(256);
+for (let i = 0; i < 256; i++) {
+  let p = 1;
+  for (let b = 0; b < 8; b++) p ^= (i >> b) & 1;
+  PARITY[i] = p ? Flag.PF : 0;
+}
+
+/** Index into the byte view for 8-bit register r (AL CL DL BL AH CH DH BH). */
+export const REG8 = new Uint8Array([0, 4, 8, 12, 1, 5, 9, 13]);
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new CpuStateError("the x86 core needs a little-endian host");
+}
+
+export class CpuState {
+  private readonly regBuf = new ArrayBuffer(32);
+  /** EAX..EDI. */
+  readonly r32 = new Uint32Array(this.regBuf);
+  /** 16-bit views: register r is r16[r << 1]. */
+  readonly r16 = new Uint16Array(this.regBuf);
+  /** 8-bit views: AL..BH is r8[REG8[r]]. */
+  readonly r8 = new Uint8Array(this.regBuf);
+  eip = 0;
+
+  /** EFLAGS except the arithmetic flags while `lazyOp !== NONE` (then only CF is kept for INC/DEC). */
+  flags = 0x2;
+  lazyOp: number = Lazy.NONE;
+  lazyA = 0;
+  lazyB = 0;
+  lazyRes = 0;
+  lazySize: SizeIdx = 0;
+
+  readonly segSel = new Uint16Array(6);
+  readonly segBase = new Uint32Array(6);
+  readonly segLimit = new Uint32Array(6);
+  /** Descriptor attribute bits as in the descriptor's bytes 5-6 (type, S, DPL, P, AVL, L, D/B, G). */
+  readonly segAttr = new Uint16Array(6);
+  /** Lowest and highest valid offset (expand-down segments have min = limit+1). */
+  readonly segMin = new Uint32Array(6);
+  readonly segMax = new Uint32Array(6);
+  /** SegAccess bits. */
+  readonly segAccess = new Uint8Array(6);
+
+  cr0: number = Cr0.ET;
+  cr2 = 0;
+  cr3 = 0;
+  cr4 = 0;
+  /** Current privilege level (0 in real mode). */
+  cpl = 0;
+  /** Something needs a look at the next instruction boundary (interrupts, shadow, trap). */
+  slowCheck = true;
+  /** CS.D: default operand and address size is 32 bits. */
+  codeBig = false;
+  /** SS.B: the stack pointer is ESP (else SP). */
+  stackBig = false;
+
+  gdtrBase = 0;
+  gdtrLimit = 0xffff;
+  idtrBase = 0;
+  idtrLimit = 0x3ff;
+  ldtrSel = 0;
+  ldtrBase = 0;
+  ldtrLimit = 0;
+  trSel = 0;
+  trBase = 0;
+  trLimit = 0;
+  trAttr = 0;
+
+  // ---- lazy flags --------------------------------------------------------------------------
+
+  getCF(): number {
+    switch (this.lazyOp) {
+      case Lazy.ADD:
+        return this.lazyRes < this.lazyA ? 1 : 0;
+      case Lazy.SUB:
+        return this.lazyA < this.lazyB ? 1 : 0;
+      case Lazy.LOGIC:
+        return 0;
+      default:
+        return this.flags & 1;
+    }
+  }
+
+  getZF(): boolean {
+    return this.lazyOp === Lazy.NONE ? (this.flags & Flag.ZF) !== 0 : this.lazyRes === 0;
+  }
+
+  getSF(): boolean {
+    return this.lazyOp === Lazy.NONE
+      ? (this.flags & Flag.SF) !== 0
+      : (this.lazyRes & SIZE_SIGN[this.lazySize]) !== 0;
+  }
+
+  getOF(): boolean {
+    const a = this.lazyA;
+    const b = this.lazyB;
+    const r = this.lazyRes;
+    switch (this.lazyOp) {
+      case Lazy.ADD:
+      case Lazy.INC:
+        return ((a ^ r) & (b ^ r) & SIZE_SIGN[this.lazySize]) !== 0;
+      case Lazy.SUB:
+      case Lazy.DEC:
+        return ((a ^ b) & (a ^ r) & SIZE_SIGN[this.lazySize]) !== 0;
+      case Lazy.LOGIC:
+        return false;
+      default:
+        return (this.flags & Flag.OF) !== 0;
+    }
+  }
+
+  getPF(): boolean {
+    return this.lazyOp === Lazy.NONE ? (this.flags & Flag.PF) !== 0 : PARITY[this.lazyRes & 0xff] !== 0;
+  }
+
+  getAF(): boolean {
+    if (this.lazyOp === Lazy.NONE) return (this.flags & Flag.AF) !== 0;
+    if (this.lazyOp === Lazy.LOGIC) return false;
+    return ((this.lazyA ^ this.lazyB ^ this.lazyRes) & 0x10) !== 0;
+  }
+
+  /** The full EFLAGS value. */
+  getEflags(): number {
+    if (this.lazyOp === Lazy.NONE) return this.flags;
+    return (
+      ((this.flags & ~ARITH_FLAGS) |
+        this.getCF() |
+        (this.getPF() ? Flag.PF : 0) |
+        (this.getAF() ? Flag.AF : 0) |
+        (this.getZF() ? Flag.ZF : 0) |
+        (this.getSF() ? Flag.SF : 0) |
+        (this.getOF() ? Flag.OF : 0)) >>>
+      0
+    );
+  }
+
+  /** Sets EFLAGS wholesale (no privilege checks: callers such as POPF apply them). */
+  setEflags(v: number): void {
+    this.flags = ((v & EFLAGS_IMPLEMENTED) | 2) >>> 0;
+    this.lazyOp = Lazy.NONE;
+    if ((v & (Flag.IF | Flag.TF)) !== 0) this.slowCheck = true;
+  }
+
+  /** Folds the lazy flags into `flags`. */
+  materializeFlags(): void {
+    if (this.lazyOp !== Lazy.NONE) {
+      this.flags = this.getEflags();
+      this.lazyOp = Lazy.NONE;
+    }
+  }
+
+  /** Sets the arithmetic flags from explicit values (eager producers: ADC/SBB, shifts, MUL...). */
+  setArith(cf: number, pf: boolean, af: boolean, zf: boolean, sf: boolean, of: boolean): void {
+    this.flags =
+      (this.flags & ~ARITH_FLAGS) |
+      (cf ? Flag.CF : 0) |
+      (pf ? Flag.PF : 0) |
+      (af ? Flag.AF : 0) |
+      (zf ? Flag.ZF : 0) |
+      (sf ? Flag.SF : 0) |
+      (of ? Flag.OF : 0);
+    this.lazyOp = Lazy.NONE;
+  }
+
+  /** Sets CF only, keeping the other flags. */
+  setCF(cf: boolean): void {
+    this.materializeFlags();
+    this.flags = cf ? this.flags | Flag.CF : this.flags & ~Flag.CF;
+  }
+
+  setOF(of: boolean): void {
+    this.materializeFlags();
+    this.flags = of ? this.flags | Flag.OF : this.flags & ~Flag.OF;
+  }
+
+  /** Condition code cc (0-15, the low nibble of Jcc/SETcc/CMOVcc). */
+  cond(cc: number): boolean {
+    // Fast paths straight from a lazy SUB (CMP) for the common conditions.
+    if (this.lazyOp === Lazy.SUB) {
+      const a = this.lazyA;
+      const b = this.lazyB;
+      const sh = SIZE_SHIFT[this.lazySize];
+      switch (cc) {
+        case 2:
+          return a < b;
+        case 3:
+          return a >= b;
+        case 4:
+          return a === b;
+        case 5:
+          return a !== b;
+        case 6:
+          return a <= b;
+        case 7:
+          return a > b;
+        case 12:
+          return a << sh < b << sh;
+        case 13:
+          return a << sh >= b << sh;
+        case 14:
+          return a << sh <= b << sh;
+        case 15:
+          return a << sh > b << sh;
+      }
+    }
+    switch (cc) {
+      case 0:
+        return this.getOF();
+      case 1:
+        return !this.getOF();
+      case 2:
+        return this.getCF() !== 0;
+      case 3:
+        return this.getCF() === 0;
+      case 4:
+        return this.getZF();
+      case 5:
+        return !this.getZF();
+      case 6:
+        return this.getCF() !== 0 || this.getZF();
+      case 7:
+        return this.getCF() === 0 && !this.getZF();
+      case 8:
+        return this.getSF();
+      case 9:
+        return !this.getSF();
+      case 10:
+        return this.getPF();
+      case 11:
+        return !this.getPF();
+      case 12:
+        return this.getSF() !== this.getOF();
+      case 13:
+        return this.getSF() === this.getOF();
+      case 14:
+        return this.getZF() || this.getSF() !== this.getOF();
+      default:
+        return !this.getZF() && this.getSF() === this.getOF();
+    }
+  }
+
+  // ---- register helpers ---------------------------------------------------------------------
+
+  getReg(size: SizeIdx, r: number): number {
+    return size === 2 ? this.r32[r]! : size === 1 ? this.r16[r << 1]! : this.r8[REG8[r]!]!;
+  }
+
+  setReg(size: SizeIdx, r: number, v: number): void {
+    if (size === 2) this.r32[r] = v;
+    else if (size === 1) this.r16[r << 1] = v;
+    else this.r8[REG8[r]!] = v;
+  }
+
+  /** Sets a segment register's cache directly (no checks): real-mode style or from a descriptor. */
+  setSegmentCache(sreg: number, selector: number, base: number, limit: number, attr: number): void {
+    this.segSel[sreg] = selector;
+    this.segBase[sreg] = base >>> 0;
+    this.segLimit[sreg] = limit >>> 0;
+    this.segAttr[sreg] = attr;
+    const big = (attr & 0x4000) !== 0;
+    const isData = (attr & 0x18) === 0x10;
+    const expandDown = isData && (attr & 0x4) !== 0;
+    if (expandDown) {
+      this.segMin[sreg] = (limit + 1) >>> 0;
+      this.segMax[sreg] = big ? 0xffff_ffff : 0xffff;
+    } else {
+      this.segMin[sreg] = 0;
+      this.segMax[sreg] = limit >>> 0;
+    }
+    const code = (attr & 0x18) === 0x18;
+    const system = (attr & 0x10) === 0;
+    let acc = 0;
+    if (!system) {
+      if (code) acc = attr & 2 ? SegAccess.READ : 0;
+      else acc = attr & 2 ? SegAccess.READ | SegAccess.WRITE : SegAccess.READ;
+    }
+    // Real mode (and V86) segments are always readable and writable.
+    if ((this.cr0 & Cr0.PE) === 0 || (this.flags & Flag.VM) !== 0) acc = SegAccess.READ | SegAccess.WRITE;
+    if ((attr & 0x80) === 0) acc = 0; // not present / null selector: any access faults
+    this.segAccess[sreg] = acc;
+    if (sreg === 1) this.codeBig = big;
+    else if (sreg === 2) this.stackBig = big;
+  }
+}
