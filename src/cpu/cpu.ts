@@ -31,8 +31,6 @@ export interface CpuOptions {
 
 export type Handler = (cpu: Cpu) => void;
 
-const SS_FAULT = Vector.SS;
-
 export class Cpu extends CpuState {
   readonly bus: MemoryBus;
   readonly io: IoBus;
@@ -199,9 +197,15 @@ export class Cpu extends CpuState {
     throw this.fault.set(Vector.GP, 0);
   }
 
+  /**
+   * The vector for a stack-segment limit/access violation: #SS on a 386+. (The 80286 raises
+   * #GP for word accesses at SS:FFFF in real mode; its test harness sets 13 here.)
+   */
+  stackFaultVector: number = Vector.SS;
+
   /** A segment limit or access violation: #SS(0) for the stack segment, else #GP(0). */
   segFault(seg: number): never {
-    throw this.fault.set(seg === Sreg.SS ? SS_FAULT : Vector.GP, 0);
+    throw this.fault.set(seg === Sreg.SS ? this.stackFaultVector : Vector.GP, 0);
   }
 
   /** Tell the CPU the interrupt controller's state may have changed (device raised a line). */
@@ -735,6 +739,8 @@ export class Cpu extends CpuState {
     this.opcode = b;
     if (this.lock && LOCKABLE[b] === 0) this.ud();
     DISPATCH[this.op32 ? b | 0x200 : b]!(this);
+    // 16-bit code: IP wraps at 64 KiB (fetch beyond the limit has faulted already).
+    if (!this.codeBig) this.eip &= 0xffff;
   }
 
   /**

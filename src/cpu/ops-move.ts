@@ -352,6 +352,7 @@ export const daa: Handler = (cpu) => {
   let af = false;
   let cf = false;
   if ((al & 0xf) > 9 || oldAf) {
+    cf = oldCf || al + 6 > 0xff;
     al = (al + 6) & 0xff;
     af = true;
   }
@@ -372,6 +373,7 @@ export const das: Handler = (cpu) => {
   let af = false;
   let cf = false;
   if ((al & 0xf) > 9 || oldAf) {
+    cf = oldCf || al < 6;
     al = (al - 6) & 0xff;
     af = true;
   }

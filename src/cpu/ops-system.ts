@@ -213,6 +213,29 @@ export const fwait: Handler = (cpu) => {
   if ((cpu.cr0 & (Cr0.MP | Cr0.TS)) === (Cr0.MP | Cr0.TS)) cpu.raise(Vector.NM);
 };
 
+/** Size in bytes of an x87 memory operand (op D8-DF, reg = ModR/M reg), negative when it is stored. */
+export function x87MemOperand(op: number, reg: number, op32: boolean): number {
+  const env = op32 ? 28 : 14;
+  switch (op) {
+    case 0xd8:
+      return 4;
+    case 0xd9:
+      return [4, 4, -4, -4, env, 2, -env, -2][reg]!;
+    case 0xda:
+      return 4;
+    case 0xdb:
+      return [4, -4, -4, -4, 4, 10, 4, -10][reg]!;
+    case 0xdc:
+      return 8;
+    case 0xdd:
+      return [8, -8, -8, -8, env + 80, 8, -(env + 80), -2][reg]!;
+    case 0xde:
+      return 2;
+    default:
+      return [2, -2, -2, -2, 10, 8, -10, -8][reg]!;
+  }
+}
+
 /**
  * x87 escape (D8-DF): #NM when CR0.EM or CR0.TS; FNSTSW AX (DF E0) here; everything else goes
  * to the attached FPU with the operand's linear address. Without an FPU the escape is decoded
@@ -221,6 +244,12 @@ export const fwait: Handler = (cpu) => {
 export const fpuEscape: Handler = (cpu) => {
   cpu.decodeModrm();
   if ((cpu.cr0 & (Cr0.EM | Cr0.TS)) !== 0) cpu.raise(Vector.NM);
+  if (!cpu.isReg) {
+    // Segment limit and access check for the whole operand (the unit then uses linear addresses).
+    const n = x87MemOperand(cpu.opcode, cpu.modReg, cpu.op32);
+    if (n > 0) cpu.linRead(cpu.eaSeg, cpu.ea, n);
+    else cpu.linWrite(cpu.eaSeg, cpu.ea, -n);
+  }
   const fpu = cpu.fpu;
   if (fpu === null) return;
   const modrm = (cpu.isReg ? 0xc0 : 0) | (cpu.modReg << 3) | cpu.modRm;
