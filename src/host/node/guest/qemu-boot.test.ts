@@ -124,4 +124,25 @@ describe("default guest under QEMU", () => {
         `init ready ${res.readyMs?.toFixed(0)} ms, prompt ${res.promptMs?.toFixed(0)} ms, total ${res.totalMs.toFixed(0)} ms`,
     );
   }, 110_000);
+
+  it("gives the shell to hvc0 when the command line names it last (virtio-console)", async (ctx) => {
+    if (skipReason !== undefined) {
+      ctx.skip(`skipped: ${skipReason}`);
+      return;
+    }
+    const res = await runQemuGuest({
+      kernel: guest!.kernel,
+      initrd: guest!.initrd,
+      append: "console=ttyS0 console=hvc0 acpi=off pci=nomsi panic=-1",
+      serial: "null",
+      args: ["-device", "virtio-serial-pci", "-chardev", "stdio,id=c0", "-device", "virtconsole,chardev=c0"],
+      commands: [`echo "TTY=[$(tty)]"`, "reboot -f"],
+      timeoutMs: 100_000,
+    });
+    const where = `\n--- hvc0 log ---\n${res.log.slice(-4000)}`;
+    expect(res.timedOut, where).toBe(false);
+    expect(res.log, where).toMatch(new RegExp(`${GUEST_READY_MARKER} modules=\\d+ failed=none console=hvc0`));
+    expect(field(res.log, "TTY"), where).toBe("/dev/hvc0");
+    expect(kernelLogProblems(res.log), where).toEqual([]);
+  }, 110_000);
 });

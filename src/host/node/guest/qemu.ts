@@ -30,6 +30,8 @@ export interface QemuGuestOptions {
   /** The output that ends the run once seen after the commands (default: QEMU exiting). */
   doneWhen?: RegExp;
   binary?: string;
+  /** QEMU's -serial backend (default "stdio"; use "null" when the console is a virtconsole on stdio). */
+  serial?: string;
 }
 
 export interface QemuGuestResult {
@@ -51,7 +53,7 @@ export function runQemuGuest(opts: QemuGuestOptions): Promise<QemuGuestResult> {
     "-monitor",
     "none",
     "-serial",
-    "stdio",
+    opts.serial ?? "stdio",
     "-no-reboot",
     "-m",
     String(opts.memoryMiB ?? 256),
