@@ -159,6 +159,7 @@ export class Cpu extends CpuState {
     }
     this.eip = ip;
     this.fetchTag = -1;
+    this.halted = this.shutdown = false;
   }
 
   /**
@@ -176,6 +177,7 @@ export class Cpu extends CpuState {
     this.eip = eip >>> 0;
     this.r32[4] = esp >>> 0;
     this.fetchTag = -1;
+    this.halted = this.shutdown = false;
   }
 
   get protectedModeActive(): boolean {
