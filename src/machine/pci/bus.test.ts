@@ -142,6 +142,42 @@ describe("configuration mechanism #1", () => {
     expect(io.read(0xcfc, 2)).toBe(0x8086);
   });
 
+  it("survives any port traffic on 0xCF8-0xCFF and still works afterwards (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            port: fc.integer({ min: 0xcf8, max: 0xcff }),
+            size: fc.constantFrom(1, 2, 4) as fc.Arbitrary<1 | 2 | 4>,
+            write: fc.boolean(),
+            value: fc.oneof(
+              fc.integer({ min: 0, max: 0xffff_ffff }),
+              fc.constantFrom(0x8000_0000, 0x8000_1010, 0x8000_0860),
+            ),
+          }),
+          { maxLength: 80 },
+        ),
+        (ops) => {
+          const { io, bus, resets } = makeMachine(1 << 20);
+          bus.add(makeDevice("d").fn, 2);
+          for (const op of ops) {
+            if (op.write) io.write(op.port, op.size, op.value);
+            else {
+              const v = io.read(op.port, op.size);
+              expect(v >= 0 && v <= 0xffff_ffff).toBe(true);
+            }
+          }
+          // whatever happened (resets included), the identity registers are intact and reachable
+          expect(resets.every((r) => typeof r === "boolean")).toBe(true);
+          expect(conf1Read(io, 0, 0, 0, 4)).toBe(0x1237_8086);
+          expect(conf1Read(io, 2, 0, 0, 4)).toBe(0x1044_1af4);
+          expect(conf1Read(io, 1, 0, 0x0a, 2)).toBe(0x0601);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
   it("sets the multi-function bit of function 0 when a slot holds several functions", () => {
     const { io, bus } = makeMachine();
     bus.add(makeDevice("f0").fn, 5, 0);
