@@ -17,8 +17,10 @@ export function haveQemu(binary = QEMU_I386): boolean {
 
 export interface QemuGuestOptions {
   kernel: string;
-  initrd: string;
-  append: string;
+  /** The initramfs (omit for a Multiboot kernel that carries its own). */
+  initrd?: string;
+  /** The command line (omit for a Multiboot kernel that carries its own). */
+  append?: string;
   /** RAM in MiB (default 256). */
   memoryMiB?: number;
   /** More QEMU arguments (devices, drives, -cpu ...). */
@@ -59,10 +61,8 @@ export function runQemuGuest(opts: QemuGuestOptions): Promise<QemuGuestResult> {
     String(opts.memoryMiB ?? 256),
     "-kernel",
     opts.kernel,
-    "-initrd",
-    opts.initrd,
-    "-append",
-    opts.append,
+    ...(opts.initrd !== undefined ? ["-initrd", opts.initrd] : []),
+    ...(opts.append !== undefined ? ["-append", opts.append] : []),
     ...(opts.args ?? []),
   ];
   const start = performance.now();
