@@ -148,7 +148,6 @@ export function buildFadt(facs: number, dsdt: number, pmBase: number, sciIrq: nu
  *   Scope (\_SB) {
  *     Device (PCI0) {
  *       Name (_HID, EisaId ("PNP0A03"))
- *       Name (_ADR, Zero)
  *       Name (_UID, Zero)
  *       Name (_CRS, ResourceTemplate () {
  *         WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
@@ -209,7 +208,6 @@ export function buildDsdtAml(options: AcpiOptions = {}): Uint8Array {
       aml.scope("\\_SB", [
         aml.device("PCI0", [
           aml.name("_HID", aml.eisaId("PNP0A03")),
-          aml.name("_ADR", aml.integer(0)),
           aml.name("_UID", aml.integer(0)),
           aml.name("_CRS", crs),
           aml.name("_PRT", aml.pkg(prt)),

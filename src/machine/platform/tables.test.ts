@@ -192,39 +192,45 @@ describe("ACPI tables", () => {
     }
   })();
 
-  it.skipIf(!iasl)("the DSDT disassembles cleanly with ACPICA's iasl (skipped without acpica-tools)", () => {
-    const { bus } = machineWithDevices([2, 3, 4]);
-    const dir = mkdtempSync(join(tmpdir(), "virtkit-dsdt-"));
-    try {
-      const dsdt = buildDsdt({
-        pci: {
-          routes: [
-            { device: 2, pin: 1, irq: 10 },
-            { device: 3, pin: 1, irq: 11 },
-          ],
-          mmioBase: 0xe000_0000,
-          mmioEnd: 0xfec0_0000,
-        },
-      });
-      writeFileSync(join(dir, "dsdt.dat"), dsdt);
-      const log = execFileSync("iasl", ["-d", "dsdt.dat"], { cwd: dir, stdio: "pipe" }).toString();
-      expect(log).not.toMatch(/error/i);
-      // iasl annotates predefined names with // comments; drop them before matching
-      const dsl = readFileSync(join(dir, "dsdt.dsl"), "utf8").replace(/\/\/[^\n]*/g, "");
-      expect(dsl).toMatch(/Name \(\\_S5, Package \(0x04\)\s*\{\s*0x05,\s*0x05,\s*Zero,\s*Zero\s*\}\)/);
-      expect(dsl).toMatch(/Name \(_HID, EisaId \("PNP0A03"\)/);
-      expect(dsl).toMatch(
-        /WordBusNumber \(ResourceProducer, MinFixed, MaxFixed, PosDecode,\s*0x0000,\s*0x0000,\s*0x00FF/,
-      );
-      expect(dsl).toMatch(
-        /DWordMemory \(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,\s*0x00000000,\s*0xE0000000,\s*0xFEBFFFFF/,
-      );
-      expect(dsl).toMatch(/Package \(0x04\)\s*\{\s*0x0002FFFF,\s*Zero,\s*Zero,\s*0x0A\s*\}/);
-      // and it compiles back
-      execFileSync("iasl", ["-tc", "dsdt.dsl"], { cwd: dir, stdio: "pipe" });
-      expect(bus.functions()).toHaveLength(5);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!iasl)(
+    "the DSDT disassembles with ACPICA's iasl and recompiles to the same AML (skipped without acpica-tools)",
+    () => {
+      const { bus } = machineWithDevices([2, 3, 4]);
+      const dir = mkdtempSync(join(tmpdir(), "virtkit-dsdt-"));
+      try {
+        const dsdt = buildDsdt({
+          pci: {
+            routes: [
+              { device: 2, pin: 1, irq: 10 },
+              { device: 3, pin: 1, irq: 11 },
+            ],
+            mmioBase: 0xe000_0000,
+            mmioEnd: 0xfec0_0000,
+          },
+        });
+        writeFileSync(join(dir, "dsdt.dat"), dsdt);
+        const log = execFileSync("iasl", ["-d", "dsdt.dat"], { cwd: dir, stdio: "pipe" }).toString();
+        expect(log).not.toMatch(/error/i);
+        // iasl annotates predefined names with // comments; drop them before matching
+        const dsl = readFileSync(join(dir, "dsdt.dsl"), "utf8").replace(/\/\/[^\n]*/g, "");
+        expect(dsl).toMatch(/Name \(\\_S5, Package \(0x04\)\s*\{\s*0x05,\s*0x05,\s*Zero,\s*Zero\s*\}\)/);
+        expect(dsl).toMatch(/Name \(_HID, EisaId \("PNP0A03"\)/);
+        expect(dsl).toMatch(
+          /WordBusNumber \(ResourceProducer, MinFixed, MaxFixed, PosDecode,\s*0x0000,\s*0x0000,\s*0x00FF/,
+        );
+        expect(dsl).toMatch(
+          /DWordMemory \(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,\s*0x00000000,\s*0xE0000000,\s*0xFEBFFFFF/,
+        );
+        expect(dsl).toMatch(/Package \(0x04\)\s*\{\s*0x0002FFFF,\s*Zero,\s*Zero,\s*0x0A\s*\}/);
+        // compiled back without optimizations, iasl produces exactly our AML
+        const out = execFileSync("iasl", ["-oa", "-tc", "dsdt.dsl"], { cwd: dir, stdio: "pipe" }).toString();
+        expect(out).toMatch(/0 Errors, 0 Warnings/);
+        const compiled = readFileSync(join(dir, "dsdt.aml"));
+        expect(Buffer.from(compiled.subarray(36)).equals(Buffer.from(dsdt.subarray(36)))).toBe(true);
+        expect(bus.functions()).toHaveLength(5);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
