@@ -375,6 +375,7 @@ describe("INTx routing", () => {
     // Linux's pirq_piix_get reads the route registers of 00:01.0
     expect([0x60, 0x61, 0x62, 0x63].map((r) => conf1Read(io, 1, 0, r, 1))).toEqual([10, 10, 11, 11]);
     expect(d.map((f) => bus.irqOf(f))).toEqual([10, 11, 11, 10]);
+    expect(bus.routedIrqMask()).toBe((1 << 10) | (1 << 11));
     d[1]!.setIntx(true); // slot 3 -> PIRQC -> 11
     expect(sink.events).toEqual([[11, true]]);
     d[2]!.setIntx(true); // slot 4 -> PIRQD -> 11: shared, already high

@@ -179,6 +179,19 @@ export class PciBus implements Persist<PciBusState> {
     return this.isaBridge.routedIrq(swizzlePirq(slot.device, fn.interruptPin));
   }
 
+  /**
+   * Bit n set when a PIRQ line is routed to IRQ n now: the ELCR bits a BIOS sets level-triggered
+   * (write the low byte to port 0x4D0 and the high byte to 0x4D1, or-ed with what is there).
+   */
+  routedIrqMask(): number {
+    let mask = 0;
+    for (let p = 0; p < 4; p++) {
+      const irq = this.isaBridge.routedIrq(p);
+      if (irq >= 0) mask |= 1 << irq;
+    }
+    return mask;
+  }
+
   /** Where BAR `bar` of `fn` is mapped on the machine's buses now, or null. */
   mappedAddress(bar: BarInfo): number | null {
     return this.mapped.get(bar)?.address ?? null;
