@@ -233,4 +233,50 @@ describe("ACPI tables", () => {
       }
     },
   );
+  const acpiexec = (() => {
+    try {
+      execFileSync("acpiexec", ["-v"], { stdio: "pipe" });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+
+  it.skipIf(!acpiexec)(
+    "ACPICA's interpreter loads the DSDT and evaluates \\_S5, _PRT and _CRS (skipped without acpica-tools)",
+    () => {
+      const { bus, memory } = machineWithDevices([2, 3]);
+      const out = writePlatformTables(memory.ram, { bus });
+      const dir = mkdtempSync(join(tmpdir(), "virtkit-acpiexec-"));
+      try {
+        const dsdt = memory.ram.subarray(out.acpi!.dsdt, memory.ram.readU32(out.acpi!.dsdt + 4));
+        writeFileSync(join(dir, "dsdt.dat"), dsdt);
+        const log = execFileSync(
+          "acpiexec",
+          [
+            "-b",
+            "evaluate \\_S5; evaluate \\_SB.PCI0._PRT; evaluate \\_SB.PCI0._CRS; evaluate \\_SB.PCI0._HID",
+            "dsdt.dat",
+          ],
+          { cwd: dir, stdio: "pipe", timeout: 20_000 },
+        ).toString();
+        expect(log).not.toMatch(/error|exception/i);
+        expect(log).toMatch(/1 ACPI AML tables successfully acquired and loaded/);
+        expect(log).toMatch(
+          /Evaluation of \\_S5 returned[^\n]*\n\s*\[Package\] Contains 4 Elements:\s*\[Integer\] = 0+5\s*\[Integer\] = 0+5/,
+        );
+        // slots 1-31, four pins each, all routed by the default PIRQ routes
+        expect(log).toMatch(
+          /Evaluation of \\_SB.PCI0._PRT returned[^\n]*\n\s*\[Package\] Contains 124 Elements/,
+        );
+        expect(log).toMatch(
+          /\[Integer\] = 000000000002FFFF\s*\[Integer\] = 0+\s*\[Integer\] = 0+\s*\[Integer\] = 0+A/,
+        );
+        expect(log).toMatch(/\[Integer\] = 00000000030AD041/);
+        expect(log).toMatch(/No outstanding allocations/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
