@@ -47,6 +47,15 @@ export interface Ctx {
   cw: number;
   /** Flags raised (Flag bits). */
   flags: number;
+  /**
+   * The operand converted from a denormal 32/64-bit memory real (normal in the extended
+   * format), which still raises DE where a denormal operand would.
+   */
+  memDenormal: F80 | null;
+}
+
+function den(v: F80, k: Kind, ctx: Ctx): boolean {
+  return k === Kind.Denormal || v === ctx.memDenormal;
 }
 
 export function rcOf(ctx: Ctx): number {
@@ -129,7 +138,7 @@ export function propagateNaN(a: F80, ka: Kind, b: F80, kb: Kind, ctx: Ctx): F80 
 function precheck2(a: F80, ka: Kind, b: F80, kb: Kind, ctx: Ctx): F80 | null {
   if (ka === Kind.Unsupported || kb === Kind.Unsupported) return invalid(ctx);
   if (isNaNKind(ka) || isNaNKind(kb)) return propagateNaN(a, ka, b, kb, ctx);
-  if (ka === Kind.Denormal || kb === Kind.Denormal) ctx.flags |= Flag.DE;
+  if (den(a, ka, ctx) || den(b, kb, ctx)) ctx.flags |= Flag.DE;
   return null;
 }
 
@@ -221,20 +230,20 @@ export function div(a: F80, b: F80, ctx: Ctx): F80 {
   const sign = (a.se ^ b.se) >>> 15;
   if (ka === Kind.Infinity) {
     if (kb === Kind.Infinity) return invalid(ctx);
-    if (kb === Kind.Denormal) ctx.flags |= Flag.DE;
+    if (den(b, kb, ctx)) ctx.flags |= Flag.DE;
     return infinity(sign);
   }
   if (kb === Kind.Infinity) {
-    if (ka === Kind.Denormal) ctx.flags |= Flag.DE;
+    if (den(a, ka, ctx)) ctx.flags |= Flag.DE;
     return zero(sign);
   }
   if (kb === Kind.Zero) {
+    // x/0 reports only the zero divide, even for a denormal dividend.
     if (ka === Kind.Zero) return invalid(ctx);
-    if (ka === Kind.Denormal) ctx.flags |= Flag.DE;
     ctx.flags |= Flag.ZE;
     return infinity(sign);
   }
-  if (ka === Kind.Denormal || kb === Kind.Denormal) ctx.flags |= Flag.DE;
+  if (den(a, ka, ctx) || den(b, kb, ctx)) ctx.flags |= Flag.DE;
   if (ka === Kind.Zero) return zero(sign);
   const A = unpack(a);
   const B = unpack(b);
@@ -344,7 +353,7 @@ export function compare(a: F80, b: F80, quietNaNOk: boolean, ctx: Ctx): Cmp {
     if (!quietNaNOk || ka === Kind.SNaN || kb === Kind.SNaN) ctx.flags |= Flag.IE;
     return Cmp.Unordered;
   }
-  if (ka === Kind.Denormal || kb === Kind.Denormal) ctx.flags |= Flag.DE;
+  if (den(a, ka, ctx) || den(b, kb, ctx)) ctx.flags |= Flag.DE;
   let c: number;
   if (ka === Kind.Infinity || kb === Kind.Infinity) {
     const va = ka === Kind.Infinity ? (a.se >>> 15 ? -2 : 2) : 0;

@@ -122,7 +122,7 @@ export class Fpu {
   private fop = 0;
   private fdp = 0;
   private fds = 0;
-  private readonly ctx: Ctx = { cw: 0x37f, flags: 0 };
+  private readonly ctx: Ctx = { cw: 0x37f, flags: 0, memDenormal: null };
   private readonly buf = new Uint8Array(108);
 
   constructor(host: FpuHost) {
@@ -233,6 +233,7 @@ export class Fpu {
     const c = this.ctx;
     c.cw = this.cw;
     c.flags = 0;
+    c.memDenormal = null;
     return c;
   }
 
@@ -243,6 +244,8 @@ export class Fpu {
 
   /** Merges the op's exception flags into the status word; C1 takes the op's C1. */
   private raise(flags: number): void {
+    // Blocked by an unmasked pre-computation exception: no result, so no post-computation flags.
+    if (this.blocked(flags)) flags &= PRE | Flag.SF | (flags & Flag.SF ? Flag.C1 : 0);
     this.sw = (this.sw & ~SW_C1) | (flags & (0x7f | SW_C1));
     this.updateSummary();
   }
@@ -539,7 +542,7 @@ export class Fpu {
     const c = this.ctx;
     // A denormal memory real raised DE on conversion; the x87 reports it only when the
     // operation goes on to use the value (not for a stack fault or a NaN/unsupported ST0).
-    const memDE = c.flags & Flag.DE;
+    if (c.flags & Flag.DE) c.memDenormal = b;
     c.flags &= ~Flag.DE;
     if (this.isEmpty(0)) {
       c.flags = STACK_UNDERFLOW;
@@ -548,8 +551,6 @@ export class Fpu {
       return;
     }
     const a = this.st(0);
-    const ka = classify(a.se, a.hi, a.lo);
-    if (memDE && ka !== Kind.QNaN && ka !== Kind.SNaN && ka !== Kind.Unsupported) c.flags |= Flag.DE;
     if (reg === 2 || reg === 3) this.finishCompare(compare(a, b, false, c), reg === 3 ? 1 : 0);
     else this.commit(0, this.compute(reg, a, b), 0);
   }
@@ -592,17 +593,17 @@ export class Fpu {
     let res: Cmp = Cmp.Unordered;
     if (this.isEmpty(0) || this.isEmpty(i)) c.flags |= STACK_UNDERFLOW;
     else res = compare(this.st(0), this.st(i), quiet, c);
-    if (this.blocked(c.flags)) {
-      this.raise(c.flags);
-      return;
-    }
-    this.raise(c.flags & ~Flag.C1);
+    // C1 is left unchanged unless a stack fault clears it (as the host x87 does).
+    this.sw |= c.flags & 0x7f;
+    if (c.flags & Flag.SF) this.sw &= ~SW_C1;
+    this.updateSummary();
+    // EFLAGS are written even when an unmasked exception blocks the pop.
     let fl = this.host.getEflags() & ~(EFLAGS_CF | EFLAGS_PF | EFLAGS_ZF | EFLAGS_OF | EFLAGS_SF | EFLAGS_AF);
     if (res === Cmp.Less) fl |= EFLAGS_CF;
     else if (res === Cmp.Equal) fl |= EFLAGS_ZF;
     else if (res === Cmp.Unordered) fl |= EFLAGS_CF | EFLAGS_PF | EFLAGS_ZF;
     this.host.setEflags(fl);
-    if (popAfter) this.pop();
+    if (popAfter && !this.blocked(c.flags)) this.pop();
   }
 
   /** Register forms. Returns 0 invalid, 1 executed, 2 control instruction. */
@@ -675,6 +676,7 @@ export class Fpu {
           case 0:
             this.empty[(this.top + i) & 7] = 1;
             this.pop();
+            this.raise(0);
             return 1;
           case 1:
             this.fxch(i);
@@ -775,7 +777,12 @@ export class Fpu {
         if (i !== 0) return 0;
         return 1; // FNOP
       case 3:
-        this.fstReg(i, true);
+        // D9 D8+i (an alias of FSTP ST(i)) raises no stack underflow: with ST0 empty it
+        // only pops (as the host x87 does).
+        this.begin();
+        if (!this.isEmpty(0)) this.setReg(i, this.st(0));
+        this.pop();
+        this.raise(0);
         return 1;
       case 4:
         return this.execD9E0(i);

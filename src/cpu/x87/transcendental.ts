@@ -22,7 +22,6 @@ import {
   type F80,
   f80,
   fromNumber,
-
   infinity,
   isNaNKind,
   Kind,
@@ -199,7 +198,7 @@ export function fyl2x(x: F80, y: F80, ctx: Ctx): F80 {
   let l: F80;
   if (s === 0 || s === -1) {
     // Near 1: log2(x) = log1p(x - 1)/ln2 with x - 1 computed exactly.
-    const t = add(x, fromNumber(1), true, { cw: ctx.cw | 0x300, flags: 0 });
+    const t = add(x, fromNumber(1), true, { cw: ctx.cw | 0x300, flags: 0, memDenormal: null });
     l = log2p1(t, ctx);
   } else {
     l = deliver(s + Math.log2(xs), ctx);
@@ -283,5 +282,3 @@ export function fpatan(x: F80, y: F80, ctx: Ctx): F80 {
   const r = Math.atan2(b.x * 2 ** Math.max(b.s - shift, -1100), a.x * 2 ** Math.max(a.s - shift, -1100));
   return deliver(r, ctx);
 }
-
-

@@ -141,7 +141,8 @@ function randomSig(): [number, number] {
   const k = rint(8);
   let hi = rnd();
   let lo = rnd();
-  if (k === 0) lo = 0; // double-exact-ish
+  if (k === 0)
+    lo = 0; // double-exact-ish
   else if (k === 1) {
     lo = 0;
     hi &= 0xffffff00; // single-exact
@@ -210,7 +211,10 @@ function randomMem(op: OpEntry): Uint8Array {
     else if (k === 1) dv.setUint32(4, (s | rint(0x100000)) >>> 0, true);
     else if (k === 2) dv.setUint32(4, (s | 0x7ff00000 | (rint(2) ? rnd() & 0xfffff : 0)) >>> 0, true);
     else if (k === 3) dv.setFloat64(0, (rint(2000) - 1000) / 8, true);
-  } else if ((o === 0xda || o === 0xde || (o === 0xdb && reg === 0) || (o === 0xdf && (reg === 0 || reg === 5))) && chance(0.5)) {
+  } else if (
+    (o === 0xda || o === 0xde || (o === 0xdb && reg === 0) || (o === 0xdf && (reg === 0 || reg === 5))) &&
+    chance(0.5)
+  ) {
     dv.setInt32(0, rint(2001) - 1000, true);
     if (o === 0xdf && reg === 5) dv.setInt32(4, -(dv.getInt32(0, true) < 0 ? 1 : 0), true);
   } else if (o === 0xdb && reg === 5) {
@@ -238,7 +242,8 @@ function randomImage(): Uint8Array {
   const cw = 0x40 | masks | (pc << 8) | (rc << 10);
   dv.setUint32(0, 0xffff0000 | cw, true);
   const top = rint(8);
-  const sw = (rnd() & 0x4700 & (chance(0.5) ? 0xffff : 0)) | (top << 11) | (rnd() & masks & (chance(0.3) ? 0x3f : 0));
+  const sw =
+    (rnd() & 0x4700 & (chance(0.5) ? 0xffff : 0)) | (top << 11) | (rnd() & masks & (chance(0.3) ? 0x3f : 0));
   dv.setUint32(4, 0xffff0000 | sw, true);
   let tw = 0;
   for (let r = 0; r < 8; r++) if (chance(0.25)) tw |= 3 << (2 * r);
@@ -316,7 +321,12 @@ function close(a: F80, b: F80): boolean {
   return d <= big >> 50n || bitLength(big) - bitLength(d) >= 50;
 }
 
-function describeDiff(op: OpEntry, c: Case, host: string[], emu: { img: Uint8Array; mem: Uint8Array; eflags: number }): string {
+function describeDiff(
+  op: OpEntry,
+  c: Case,
+  host: string[],
+  emu: { img: Uint8Array; mem: Uint8Array; eflags: number },
+): string {
   const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset);
   const hImg = Buffer.from(host[0]!, "hex");
   const regs = (b: Uint8Array) =>
@@ -405,8 +415,13 @@ describe.skipIf(!CC)("x87 against the host processor", () => {
           cases.push({ op: idx, eflags: fl, img: randomImage(), mem: randomMem(o) });
         }
       });
-      const input = cases.map((c) => `${c.op} ${c.eflags.toString(16)} ${toHex(c.img)} ${toHex(c.mem)}`).join("\n");
-      const out = execFileSync(exe, { input: `${input}\n`, maxBuffer: 256 * 1024 * 1024 }).toString().trim().split("\n");
+      const input = cases
+        .map((c) => `${c.op} ${c.eflags.toString(16)} ${toHex(c.img)} ${toHex(c.mem)}`)
+        .join("\n");
+      const out = execFileSync(exe, { input: `${input}\n`, maxBuffer: 256 * 1024 * 1024 })
+        .toString()
+        .trim()
+        .split("\n");
       expect(out.length).toBe(cases.length);
       const failures: string[] = [];
       const byKind = new Map<string, number>();
