@@ -14,7 +14,8 @@ function setup() {
   const io = new IoBus();
   let offs = 0;
   const pm = new AcpiPm({ onPowerOff: () => offs++ });
-  io.register(ACPI_PM_BASE, ACPI_PM_LENGTH, pm, "ACPI PM1a");
+  pm.register(io);
+  expect(io.owner(ACPI_PM_BASE + ACPI_PM_LENGTH - 1)).toBe("ACPI PM1a");
   return { io, pm, offs: () => offs };
 }
 

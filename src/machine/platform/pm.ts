@@ -1,5 +1,5 @@
 import type { Persist } from "../../common/persist.js";
-import type { AccessSize, IoHandler } from "../io-bus.js";
+import type { AccessSize, IoBus, IoHandler } from "../io-bus.js";
 
 /**
  * The ACPI fixed-hardware PM1a register blocks (ACPI 6.4 section 4.8.3.1), on I/O ports:
@@ -68,6 +68,11 @@ export class AcpiPm implements IoHandler, Persist<AcpiPmState> {
     this.base = options.base ?? ACPI_PM_BASE;
     this.s5SlpTyp = (options.s5SlpTyp ?? S5_SLP_TYP) & 7;
     this.onPowerOff = options.onPowerOff;
+  }
+
+  /** Claims the block's ports (base .. base+5) on `io`. */
+  register(io: IoBus): void {
+    io.register(this.base, ACPI_PM_LENGTH, this, "ACPI PM1a");
   }
 
   /** PM1_CNT as the guest reads it. */
