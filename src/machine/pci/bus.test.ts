@@ -276,6 +276,13 @@ describe("BAR placement and moves", () => {
     expect(bus.barConflicts).toBe(3);
     expect(logs[2]).toMatch(/overlaps RAM/);
     expect(memory.read(0x0010_0000, 4)).toBe(0);
+    // a guest that keeps at it is counted, not logged forever
+    for (let i = 0; i < 40; i++)
+      conf1Write(io, 3, 0, PCI_BASE_ADDRESS_0 + 16, 4, i % 2 ? 0x0020_0000 : 0x0030_0000);
+    expect(bus.barConflicts).toBe(43);
+    expect(logs).toHaveLength(17);
+    expect(logs[16]).toMatch(/counted, not logged/);
+    expect(bus.conflictLog).toHaveLength(16);
   });
 
   it("refuses to place BARs in a full window", () => {

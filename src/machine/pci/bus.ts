@@ -34,7 +34,7 @@ export interface PciBusOptions {
   pirqRoutes?: readonly number[];
   /** A guest reset through port 0xCF9: `hard` when RCR bit 1 (or 3) was set with bit 2. */
   onReset?: (hard: boolean) => void;
-  /** Where conflicts are reported (each BAR conflict once). */
+  /** Where BAR conflicts are reported (the first 16, then a note that more are only counted). */
   log?: (message: string) => void;
 }
 
@@ -58,6 +58,7 @@ interface Mapping {
 }
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffff_ffff] as const;
+const MAX_LOGGED_CONFLICTS = 16;
 
 function bdf(device: number, func: number): string {
   return `00:${hex(device, 2)}.${func}`;
@@ -268,7 +269,10 @@ export class PciBus implements Persist<PciBusState> {
         const msg = `PCI ${slot ? bdf(slot.device, slot.func) : "?"} ${fn.name} ${bar.name} not mapped at 0x${hex(now)}: ${problem}`;
         this.conflictLog.push(msg);
         if (this.conflictLog.length > 16) this.conflictLog.shift();
-        this.log?.(msg);
+        // a guest that keeps doing it cannot flood the host's log
+        if (this.barConflicts <= MAX_LOGGED_CONFLICTS) this.log?.(msg);
+        else if (this.barConflicts === MAX_LOGGED_CONFLICTS + 1)
+          this.log?.("PCI: further BAR conflicts are counted, not logged");
       }
     }
     if (old) this.retryPending();
