@@ -368,7 +368,7 @@ export function compare(a: F80, b: F80, quietNaNOk: boolean, ctx: Ctx): Cmp {
 /** Result of FPREM/FPREM1. */
 export interface Remainder {
   value: F80;
-  /** Low three quotient bits (valid when complete). */
+  /** Low three quotient bits (valid when complete); -1 when special operands gave no quotient. */
   q: number;
   /** C2: the reduction is incomplete. */
   partial: boolean;
@@ -379,8 +379,8 @@ export function remainder(a: F80, b: F80, ieee: boolean, ctx: Ctx): Remainder {
   const ka = kindOf(a);
   const kb = kindOf(b);
   const pre = precheck2(a, ka, b, kb, ctx);
-  if (pre) return { value: pre, q: 0, partial: false };
-  if (ka === Kind.Infinity || kb === Kind.Zero) return { value: invalid(ctx), q: 0, partial: false };
+  if (pre) return { value: pre, q: -1, partial: false };
+  if (ka === Kind.Infinity || kb === Kind.Zero) return { value: invalid(ctx), q: -1, partial: false };
   if (kb === Kind.Infinity || ka === Kind.Zero) return { value: copy(a), q: 0, partial: false };
   const A = unpack(a);
   const B = unpack(b);

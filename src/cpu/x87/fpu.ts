@@ -891,11 +891,11 @@ export class Fpu {
         if (this.isEmpty(0)) c.flags |= STACK_UNDERFLOW;
         else if (!this.isEmpty(7)) c.flags |= STACK_OVERFLOW;
         if (c.flags) {
-          this.twoResults(INDEFINITE, INDEFINITE);
+          this.twoResults(INDEFINITE, INDEFINITE, false);
           return;
         }
         const [e, s] = extract(this.st(0), c);
-        this.twoResults(e, s);
+        this.twoResults(e, s, false);
         return;
       }
       case 5:
@@ -993,7 +993,7 @@ export class Fpu {
   }
 
   /** FPTAN, FXTRACT, FSINCOS: ST0 = first, then push second; clears C2. */
-  private twoResults(first: F80, second: F80): void {
+  private twoResults(first: F80, second: F80, clearC2 = true): void {
     const f = this.ctx.flags;
     if (this.blocked(f)) {
       this.raise(f);
@@ -1002,7 +1002,7 @@ export class Fpu {
     this.setReg(0, first);
     this.push(second);
     this.raise(f);
-    this.sw &= ~SW_C2;
+    if (clearC2) this.sw &= ~SW_C2;
   }
 
   private prem(ieee: boolean): void {
@@ -1010,6 +1010,7 @@ export class Fpu {
     if (this.isEmpty(0) || this.isEmpty(1)) {
       c.flags |= STACK_UNDERFLOW;
       this.commit(0, INDEFINITE, 0);
+      this.sw &= ~SW_C2;
       return;
     }
     const r = remainder(this.st(0), this.st(1), ieee, c);
@@ -1020,7 +1021,11 @@ export class Fpu {
     this.setReg(0, r.value);
     this.raise(c.flags & ~Flag.C1);
     const q = r.q;
-    this.setCC(q & 1, r.partial ? 1 : 0, (q >> 1) & 1, (q >> 2) & 1);
+    // C0 = Q2, C3 = Q1, C1 = Q0; C2 = reduction incomplete (then the quotient bits are 0).
+    // Special operands (NaN, invalid, ...) give no quotient: C0 and C3 are left unchanged.
+    if (q < 0) this.sw &= ~(SW_C1 | SW_C2);
+    else if (r.partial) this.setCC(0, 1, 0, 0);
+    else this.setCC((q >> 1) & 1, 0, q & 1, (q >> 2) & 1);
   }
 
   // ---- environment, save and restore ----

@@ -159,7 +159,13 @@ export function f2xm1(a: F80, ctx: Ctx): F80 {
   if (pre) return pre;
   if (k === Kind.Zero) return f80(a.se, a.hi, a.lo);
   if (k === Kind.Infinity) return a.se >>> 15 ? fromNumber(-1) : infinity(0);
-  if (expOf(a) < -60) {
+  const E = expOf(a);
+  if (E > 0 || (E === 0 && (a.hi !== 0x80000000 || a.lo !== 0))) {
+    // Outside the domain -1..1 the result is undefined; the host x87 returns the operand.
+    ctx.flags |= Flag.PE;
+    return f80(a.se, a.hi, a.lo);
+  }
+  if (E < -60) {
     // 2^x - 1 = x·ln2 (1 + x·ln2/2 + ...): the product, correctly rounded, is within the error.
     const r = mul(a, ln2(ctx), ctx);
     ctx.flags |= Flag.PE;
