@@ -8,6 +8,8 @@ import { hex } from "../../common/errors.js";
 import type { GuestMemory } from "../../common/memory.js";
 import { BootImageError, BootImageProblem, HDR, LOADFLAGS, parseSetupHeader } from "./setup-header.js";
 import type { SetupHeader } from "./setup-header.js";
+import { parseVmlinux } from "./vmlinux.js";
+import type { Vmlinux } from "./vmlinux.js";
 import { BP, E820Type, ZERO_PAGE_SIZE, checkE820, writeE820 } from "./zero-page.js";
 import type { E820Entry } from "./zero-page.js";
 
@@ -44,6 +46,12 @@ const LOW_MEMORY_TOP = 0x9fc00;
 export interface LinuxBootOptions {
   /** The bzImage file. */
   kernel: Uint8Array;
+  /**
+   * The bzImage's payload decompressed on the host (the vmlinux ELF). When given, its segments
+   * are loaded at their physical addresses and the entry is its e_entry (the kernel proper's
+   * startup_32) instead of the bzImage's own decompressor at code32_start.
+   */
+  vmlinux?: Uint8Array;
   /** The initial ramdisk (e.g. a gzip'ed newc cpio), if any. */
   initrd?: Uint8Array;
   /** The kernel command line (at most the header's cmdline_size bytes). */
@@ -96,8 +104,8 @@ export interface BootState {
   idt: { base: number; limit: number };
   zeroPage: number;
   cmdline: { addr: number; length: number };
-  /** Where the protected-mode kernel was loaded and how much memory it needs while starting. */
-  kernel: { addr: number; size: number; reservedEnd: number };
+  /** Where the protected-mode kernel (or vmlinux) was loaded and how much memory it needs while starting. */
+  kernel: { addr: number; size: number; reservedEnd: number; decompressed: boolean };
   initrd: { addr: number; size: number } | undefined;
   header: SetupHeader;
 }
@@ -221,11 +229,24 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): BootState {
   // kernel's LOAD_PHYSICAL_ADDR, which a 32-bit kernel moves itself up to).
   let runtimeStart = hdr.relocatable_kernel ? alignUp(loadAddr, hdr.kernel_alignment) : loadAddr;
   if (hdr.pref_address > runtimeStart) runtimeStart = hdr.pref_address;
-  const reservedEnd = Math.max(loadAddr + hdr.kernelSize, runtimeStart + hdr.init_size);
-  if (reservedEnd > mem.size || !ramRegionContaining(opts.e820, loadAddr, reservedEnd)) {
+  let reservedEnd = Math.max(loadAddr + hdr.kernelSize, runtimeStart + hdr.init_size);
+  let vmlinux: Vmlinux | undefined;
+  if (opts.vmlinux) {
+    vmlinux = parseVmlinux(opts.vmlinux);
+    if (vmlinux.start < BZIMAGE_LOAD_ADDRESS) {
+      throw new BootImageError(
+        BootImageProblem.BAD_ELF,
+        `vmlinux: a segment starts at 0x${hex(vmlinux.start)}, below 1 MiB`,
+      );
+    }
+    // The kernel proper runs where it was linked; init_size still counts from there.
+    reservedEnd = Math.max(vmlinux.end, vmlinux.start + hdr.init_size);
+  }
+  const kernelStart = vmlinux ? vmlinux.start : loadAddr;
+  if (reservedEnd > mem.size || !ramRegionContaining(opts.e820, kernelStart, reservedEnd)) {
     throw new BootImageError(
       BootImageProblem.DOES_NOT_FIT,
-      `the kernel does not fit in RAM: it is loaded at 0x${hex(loadAddr)} and needs memory up to 0x${hex(reservedEnd)} (init_size 0x${hex(hdr.init_size)} from 0x${hex(runtimeStart)}), but guest memory is 0x${hex(mem.size)} bytes${mem.size >= reservedEnd ? " and no e820 RAM entry covers that range" : ""}`,
+      `the kernel does not fit in RAM: it is loaded at 0x${hex(kernelStart)} and needs memory up to 0x${hex(reservedEnd)} (init_size 0x${hex(hdr.init_size)} from 0x${hex(vmlinux ? vmlinux.start : runtimeStart)}), but guest memory is 0x${hex(mem.size)} bytes${mem.size >= reservedEnd ? " and no e820 RAM entry covers that range" : ""}`,
     );
   }
 
@@ -262,7 +283,14 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): BootState {
   }
 
   // Everything is checked: write to guest memory.
-  mem.writeFrom(loadAddr, image.subarray(hdr.kernelOffset, hdr.kernelOffset + hdr.kernelSize));
+  if (vmlinux && opts.vmlinux) {
+    for (const seg of vmlinux.segments) {
+      mem.writeFrom(seg.paddr, opts.vmlinux.subarray(seg.offset, seg.offset + seg.filesz));
+      if (seg.memsz > seg.filesz) mem.fill(seg.paddr + seg.filesz, seg.memsz - seg.filesz, 0);
+    }
+  } else {
+    mem.writeFrom(loadAddr, image.subarray(hdr.kernelOffset, hdr.kernelOffset + hdr.kernelSize));
+  }
   if (initrd && opts.initrd) mem.writeFrom(initrd.addr, opts.initrd);
 
   mem.fill(layout.cmdline, cmdlineBytes.length + 1, 0);
@@ -301,7 +329,7 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): BootState {
   const cs = flat(BOOT_CS, FLAT_CODE_ACCESS);
   const ds = (): BootSegment => flat(BOOT_DS, FLAT_DATA_ACCESS);
   return {
-    eip: loadAddr,
+    eip: vmlinux ? vmlinux.entry : loadAddr,
     esi: zp,
     esp: layout.stackTop,
     eax: 0,
@@ -322,7 +350,9 @@ export function loadLinux(mem: GuestMemory, opts: LinuxBootOptions): BootState {
     idt: { base: 0, limit: 0 },
     zeroPage: zp,
     cmdline: { addr: layout.cmdline, length: cmdlineBytes.length },
-    kernel: { addr: loadAddr, size: hdr.kernelSize, reservedEnd },
+    kernel: vmlinux
+      ? { addr: vmlinux.start, size: vmlinux.end - vmlinux.start, reservedEnd, decompressed: true }
+      : { addr: loadAddr, size: hdr.kernelSize, reservedEnd, decompressed: false },
     initrd,
     header: hdr,
   };

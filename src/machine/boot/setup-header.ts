@@ -17,6 +17,8 @@ export const BootImageProblem = {
   DOES_NOT_FIT: "DOES_NOT_FIT",
   /** A header field holds a value no boot loader can honour. */
   BAD_HEADER: "BAD_HEADER",
+  /** A decompressed kernel (vmlinux) that is not a loadable 32-bit x86 ELF executable. */
+  BAD_ELF: "BAD_ELF",
   /** A caller argument (command line, e820 table, layout) is not valid. */
   BAD_ARGUMENT: "BAD_ARGUMENT",
 } as const;

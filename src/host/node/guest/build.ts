@@ -13,6 +13,7 @@ import { parseSetupHeader } from "../../../machine/boot/setup-header.js";
 import type { PayloadCompression } from "../../../machine/boot/setup-header.js";
 import { GuestBuildError, NO_APT_HINT, PrivateApt, haveCommand, run } from "./apt.js";
 import type { AptPackage } from "./apt.js";
+import { decompressKernel } from "./decompress.js";
 import { buildGuestInitramfs } from "./initramfs.js";
 import type { GuestModuleFile } from "./initramfs.js";
 import {
@@ -26,7 +27,7 @@ import {
 import type { ModuleCompression } from "./modules.js";
 
 /** Bump when the initramfs layout or /init changes, so cached guests are rebuilt. */
-export const GUEST_FORMAT_VERSION = 1;
+export const GUEST_FORMAT_VERSION = 2;
 export const KERNEL_META_PACKAGE = "linux-image-686";
 export const BUSYBOX_PACKAGE = "busybox-static";
 /** Package lists younger than this are used without `apt-get update`. */
@@ -37,6 +38,11 @@ export interface DefaultGuest {
   kernel: string;
   /** The gzip'ed newc initramfs. */
   initrd: string;
+  /**
+   * The bzImage's payload decompressed on the host (the vmlinux ELF), for loadLinux's `vmlinux`
+   * option; undefined when it could not be decompressed (no xz program at build time).
+   */
+  vmlinux: string | undefined;
   /** The kernel release (`uname -r`, e.g. 6.1.0-50-686). */
   version: string;
   /** The cache folder holding both files and guest.json. */
@@ -56,6 +62,8 @@ export interface GuestManifest {
   busyboxVersion: string;
   /** Compression of the bzImage's payload (xz for Debian's kernel). */
   payloadCompression: PayloadCompression;
+  /** Bytes of the host-decompressed vmlinux (0 when it was not made). */
+  vmlinuxBytes: number;
   /** How the modules were shipped in the package (Debian 12: none, plain .ko). */
   moduleCompression: ModuleCompression[];
   modules: string[];
@@ -113,6 +121,7 @@ function toGuest(dir: string, m: GuestManifest): DefaultGuest {
   return {
     kernel: join(dir, "vmlinuz"),
     initrd: join(dir, "initrd.img"),
+    vmlinux: m.vmlinuxBytes > 0 && existsSync(join(dir, "vmlinux")) ? join(dir, "vmlinux") : undefined,
     version: m.kernelRelease,
     dir,
     modules: m.modules,
@@ -129,6 +138,21 @@ export function findCachedGuest(cacheDir = defaultCacheDir()): DefaultGuest | un
     .filter((x): x is { dir: string; m: GuestManifest } => x.m !== undefined)
     .sort((a, b) => (a.m.builtAt < b.m.builtAt ? 1 : -1));
   return found[0] ? toGuest(found[0].dir, found[0].m) : undefined;
+}
+
+/** Removes cached guests built by an older GUEST_FORMAT_VERSION (they are never used again). */
+function pruneOldFormats(root: string, keep: string): void {
+  for (const d of readdirSync(root)) {
+    const dir = join(root, d);
+    if (dir === keep || d.startsWith(".build-")) continue;
+    try {
+      const m = JSON.parse(readFileSync(join(dir, "guest.json"), "utf8")) as { format?: unknown };
+      if (typeof m.format === "number" && m.format < GUEST_FORMAT_VERSION)
+        rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Not a guest folder of ours: leave it.
+    }
+  }
 }
 
 /** Finds `rel` under `root` or `root/usr` (merged /usr layouts). */
@@ -238,6 +262,15 @@ export async function buildDefaultGuest(options: BuildGuestOptions = {}): Promis
     mkdirSync(stage);
     await copyFile(join(bootDir, vmlinuzName), join(stage, "vmlinuz"));
     writeFileSync(join(stage, "initrd.img"), gz);
+    let vmlinuxBytes = 0;
+    try {
+      progress(`decompressing the kernel's ${hdr.payloadCompression} payload on the host (vmlinux)`);
+      const vmlinux = decompressKernel(kernelBytes);
+      writeFileSync(join(stage, "vmlinux"), vmlinux);
+      vmlinuxBytes = vmlinux.length;
+    } catch (e) {
+      progress(`no vmlinux: ${(e as Error).message} (the guest still boots from the bzImage)`);
+    }
     const manifest: GuestManifest = {
       format: GUEST_FORMAT_VERSION,
       key,
@@ -246,6 +279,7 @@ export async function buildDefaultGuest(options: BuildGuestOptions = {}): Promis
       kernelPackageVersion: kernelPkg.version,
       busyboxVersion: busybox.version,
       payloadCompression: hdr.payloadCompression,
+      vmlinuxBytes,
       moduleCompression: [...new Set(mods.map((m) => m.compression))],
       modules: mods.map((m) => m.name),
       initrdBytes: gz.length,
@@ -255,6 +289,7 @@ export async function buildDefaultGuest(options: BuildGuestOptions = {}): Promis
     writeFileSync(join(stage, "guest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
     rmSync(outDir, { recursive: true, force: true });
     renameSync(stage, outDir);
+    pruneOldFormats(join(cacheDir, "guest"), outDir);
     progress(`default guest ready in ${outDir} (kernel ${release}, initramfs ${gz.length} bytes)`);
     return toGuest(outDir, manifest);
   } finally {
