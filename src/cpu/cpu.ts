@@ -91,9 +91,8 @@ export class Cpu extends CpuState {
   instructions = 0;
   private runCount = 0;
 
-  // Fetch cache: one linear code page mapped to RAM.
-  private fetchTag = -1;
-  private fetchDelta = 0;
+  /** Set while an instruction has 4+ prefixes: the fetch window is cut at 15 bytes. */
+  private lengthGuard = false;
 
   constructor(options: CpuOptions) {
     super();
@@ -126,7 +125,7 @@ export class Cpu extends CpuState {
     this.halted = this.shutdown = this.shadow = this.trapArmed = false;
     this.deliveringException = -1;
     this.slowCheck = true;
-    this.fetchTag = -1;
+    this.fetchLen = 0;
     this.cpuid.reset();
     this.dr.fill(0);
     this.dr[6] = 0xffff_0ff0;
@@ -137,12 +136,12 @@ export class Cpu extends CpuState {
   /** The memory/flags interface for the x87 unit: linear accesses through the CPU's translation. */
   fpuHost(): FpuHost {
     return {
-      readU8: (a) => this.readLin8(a >>> 0),
-      readU16: (a) => this.readLin16(a >>> 0),
-      readU32: (a) => this.readLin32(a >>> 0),
-      writeU8: (a, v) => this.writeLin8(a >>> 0, v),
-      writeU16: (a, v) => this.writeLin16(a >>> 0, v),
-      writeU32: (a, v) => this.writeLin32(a >>> 0, v),
+      readU8: (a) => this.readLin8(a | 0),
+      readU16: (a) => this.readLin16(a | 0),
+      readU32: (a) => this.readLin32(a | 0) >>> 0,
+      writeU8: (a, v) => this.writeLin8(a | 0, v),
+      writeU16: (a, v) => this.writeLin16(a | 0, v),
+      writeU32: (a, v) => this.writeLin32(a | 0, v),
       getEflags: () => this.getEflags(),
       setEflags: (v) => this.setEflags(v),
     };
@@ -158,7 +157,7 @@ export class Cpu extends CpuState {
       this.setSegmentCache(s, sel, sel << 4, 0xffff, s === Sreg.CS ? 0x9b : 0x93);
     }
     this.eip = ip;
-    this.fetchTag = -1;
+    this.fetchLen = 0;
     this.halted = this.shutdown = false;
   }
 
@@ -174,9 +173,9 @@ export class Cpu extends CpuState {
       if (s === Sreg.CS) this.setSegmentCache(s, 0x08, 0, 0xffff_ffff, 0xc09b);
       else this.setSegmentCache(s, 0x10, 0, 0xffff_ffff, 0xc093);
     }
-    this.eip = eip >>> 0;
-    this.r32[4] = esp >>> 0;
-    this.fetchTag = -1;
+    this.eip = eip | 0;
+    this.r32[4] = esp;
+    this.fetchLen = 0;
     this.halted = this.shutdown = false;
   }
 
@@ -224,42 +223,45 @@ export class Cpu extends CpuState {
 
   /** Drops the instruction-fetch page cache (call after CR0/CR3/CR4 writes and TLB flushes). */
   invalidateFetch(): void {
-    this.fetchTag = -1;
+    this.fetchLen = 0;
   }
 
   private mmioRead(phys: number, size: 1 | 2 | 4): number {
     this.slowCheck = true;
-    return this.bus.read(phys, size);
+    return this.bus.read(phys >>> 0, size);
   }
 
   private mmioWrite(phys: number, size: 1 | 2 | 4, v: number): void {
     this.slowCheck = true;
-    this.bus.write(phys, size, v);
+    this.bus.write(phys >>> 0, size, v);
   }
 
   readLin8(lin: number): number {
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.READ);
-    if (this.pageKind[phys >>> 12] === 0) return this.ramU8[phys]!;
+    if (this.pageKind[phys >>> 12] === 0) return this.ramU8[phys >>> 0]!;
     return this.mmioRead(phys, 1);
   }
 
   readLin16(lin: number): number {
-    if ((lin & 0xfff) === 0xfff) return this.readLin8(lin) | (this.readLin8((lin + 1) >>> 0) << 8);
+    if ((lin & 0xfff) === 0xfff) return this.readLin8(lin) | (this.readLin8((lin + 1) | 0) << 8);
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.READ);
-    if (this.pageKind[phys >>> 12] === 0) return this.ramU8[phys]! | (this.ramU8[phys + 1]! << 8);
+    if (this.pageKind[phys >>> 12] === 0) {
+      const p = phys >>> 0;
+      return this.ramU8[p]! | (this.ramU8[p + 1]! << 8);
+    }
     return this.mmioRead(phys, 2);
   }
 
   readLin32(lin: number): number {
-    if ((lin & 0xfff) > 0xffc) return (this.readLin16(lin) | (this.readLin16((lin + 2) >>> 0) << 16)) >>> 0;
+    if ((lin & 0xfff) > 0xffc) return this.readLin16(lin) | (this.readLin16((lin + 2) | 0) << 16);
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.READ);
-    if (this.pageKind[phys >>> 12] === 0) return this.ramView.getUint32(phys, true);
-    return this.mmioRead(phys, 4);
+    if (this.pageKind[phys >>> 12] === 0) return this.ramView.getInt32(phys >>> 0, true);
+    return this.mmioRead(phys, 4) | 0;
   }
 
   writeLin8(lin: number, v: number): void {
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.WRITE);
-    if (this.pageKind[phys >>> 12] === 0) this.ramU8[phys] = v;
+    if (this.pageKind[phys >>> 12] === 0) this.ramU8[phys >>> 0] = v;
     else this.mmioWrite(phys, 1, v & 0xff);
   }
 
@@ -268,16 +270,17 @@ export class Cpu extends CpuState {
       // Check both pages before writing either byte.
       if (this.paging !== null) {
         this.paging.translate(lin, AccessKind.WRITE);
-        this.paging.translate((lin + 1) >>> 0, AccessKind.WRITE);
+        this.paging.translate((lin + 1) | 0, AccessKind.WRITE);
       }
       this.writeLin8(lin, v);
-      this.writeLin8((lin + 1) >>> 0, v >>> 8);
+      this.writeLin8((lin + 1) | 0, v >>> 8);
       return;
     }
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.WRITE);
     if (this.pageKind[phys >>> 12] === 0) {
-      this.ramU8[phys] = v;
-      this.ramU8[phys + 1] = v >>> 8;
+      const p = phys >>> 0;
+      this.ramU8[p] = v;
+      this.ramU8[p + 1] = v >>> 8;
     } else this.mmioWrite(phys, 2, v & 0xffff);
   }
 
@@ -285,38 +288,40 @@ export class Cpu extends CpuState {
     if ((lin & 0xfff) > 0xffc) {
       if (this.paging !== null) {
         this.paging.translate(lin, AccessKind.WRITE);
-        this.paging.translate((lin + 3) >>> 0, AccessKind.WRITE);
+        this.paging.translate((lin + 3) | 0, AccessKind.WRITE);
       }
       this.writeLin16(lin, v);
-      this.writeLin16((lin + 2) >>> 0, v >>> 16);
+      this.writeLin16((lin + 2) | 0, v >>> 16);
       return;
     }
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.WRITE);
-    if (this.pageKind[phys >>> 12] === 0) this.ramView.setUint32(phys, v, true);
+    if (this.pageKind[phys >>> 12] === 0) this.ramView.setInt32(phys >>> 0, v, true);
     else this.mmioWrite(phys, 4, v >>> 0);
   }
 
   // ---- seg:offset → linear (limit and access check) ------------------------------------------
 
-  /** Linear address of [off, off+size) in segment `seg` for reading; faults on limit/access. */
+  /** Linear address (int32) of [off, off+size) in segment `seg` for reading; faults on limit/access. */
   linRead(seg: number, off: number, size: number): number {
+    const o = off >>> 0;
     if (
-      off < this.segMin[seg]! ||
-      off + size - 1 > this.segMax[seg]! ||
+      o < this.segMin[seg]! ||
+      o + size - 1 > this.segMax[seg]! ||
       (this.segAccess[seg]! & SegAccess.READ) === 0
     )
       this.segFault(seg);
-    return (this.segBase[seg]! + off) >>> 0;
+    return (this.segBase[seg]! + off) | 0;
   }
 
   linWrite(seg: number, off: number, size: number): number {
+    const o = off >>> 0;
     if (
-      off < this.segMin[seg]! ||
-      off + size - 1 > this.segMax[seg]! ||
+      o < this.segMin[seg]! ||
+      o + size - 1 > this.segMax[seg]! ||
       (this.segAccess[seg]! & SegAccess.WRITE) === 0
     )
       this.segFault(seg);
-    return (this.segBase[seg]! + off) >>> 0;
+    return (this.segBase[seg]! + off) | 0;
   }
 
   read8(seg: number, off: number): number {
@@ -341,40 +346,48 @@ export class Cpu extends CpuState {
   // ---- instruction fetch ---------------------------------------------------------------------
 
   private fetchSlow(eip: number): number {
-    if (eip > this.segMax[Sreg.CS]! || eip - this.instrStart >= 15) this.gp0();
-    this.eip = eip + 1;
-    const lin = (this.segBase[Sreg.CS]! + eip) >>> 0;
+    const eipU = eip >>> 0;
+    if (eipU > this.segMax[Sreg.CS]! || eip - this.instrStart >= 15) this.gp0();
+    this.eip = (eip + 1) | 0;
+    const lin = (this.segBase[Sreg.CS]! + eip) | 0;
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.FETCH);
     if (this.pageKind[phys >>> 12] === 0) {
-      this.fetchTag = lin >>> 12;
-      this.fetchDelta = (phys & ~0xfff) - (lin & ~0xfff);
-      return this.ramU8[phys]!;
+      // Open a window over the eips whose bytes lie in this RAM page, within the CS limit.
+      let start = eipU - (lin & 0xfff);
+      let len = 0x1000;
+      if (start < 0) {
+        len += start;
+        start = 0;
+      }
+      const limit = this.segMax[Sreg.CS]!;
+      if (start + len - 1 > limit) len = limit - start + 1;
+      if (this.lengthGuard) {
+        const end = (this.instrStart >>> 0) + 15;
+        if (start + len > end) len = end - start;
+      }
+      this.fetchStart = start | 0;
+      this.fetchLen = len;
+      this.fetchAdj = (phys - eip) | 0;
+      return this.ramU8[phys >>> 0]!;
     }
-    this.fetchTag = -1;
+    this.fetchLen = 0;
     return this.mmioRead(phys, 1);
   }
 
   fetch8(): number {
     const eip = this.eip;
-    const lin = (this.segBase[Sreg.CS]! + eip) >>> 0;
-    if (lin >>> 12 === this.fetchTag && eip <= this.segMax[Sreg.CS]! && eip - this.instrStart < 15) {
-      this.eip = eip + 1;
-      return this.ramU8[lin + this.fetchDelta]!;
+    if ((eip - this.fetchStart) >>> 0 < this.fetchLen) {
+      this.eip = (eip + 1) | 0;
+      return this.ramU8[(eip + this.fetchAdj) | 0]!;
     }
     return this.fetchSlow(eip);
   }
 
   fetch16(): number {
     const eip = this.eip;
-    const lin = (this.segBase[Sreg.CS]! + eip) >>> 0;
-    if (
-      lin >>> 12 === this.fetchTag &&
-      (lin & 0xfff) < 0xfff &&
-      eip + 1 <= this.segMax[Sreg.CS]! &&
-      eip - this.instrStart < 14
-    ) {
-      this.eip = eip + 2;
-      const p = lin + this.fetchDelta;
+    if (((eip - this.fetchStart) >>> 0) + 2 <= this.fetchLen) {
+      this.eip = (eip + 2) | 0;
+      const p = (eip + this.fetchAdj) | 0;
       return this.ramU8[p]! | (this.ramU8[p + 1]! << 8);
     }
     return this.fetch8() | (this.fetch8() << 8);
@@ -382,17 +395,13 @@ export class Cpu extends CpuState {
 
   fetch32(): number {
     const eip = this.eip;
-    const lin = (this.segBase[Sreg.CS]! + eip) >>> 0;
-    if (
-      lin >>> 12 === this.fetchTag &&
-      (lin & 0xfff) < 0xffd &&
-      eip + 3 <= this.segMax[Sreg.CS]! &&
-      eip - this.instrStart < 12
-    ) {
-      this.eip = eip + 4;
-      return this.ramView.getUint32(lin + this.fetchDelta, true);
+    if (((eip - this.fetchStart) >>> 0) + 4 <= this.fetchLen) {
+      this.eip = (eip + 4) | 0;
+      const p = (eip + this.fetchAdj) | 0;
+      const u8 = this.ramU8;
+      return u8[p]! | (u8[p + 1]! << 8) | (u8[p + 2]! << 16) | (u8[p + 3]! << 24);
     }
-    return (this.fetch16() | (this.fetch16() << 16)) >>> 0;
+    return this.fetch16() | (this.fetch16() << 16);
   }
 
   /** Immediate of the current operand size (16 or 32 bits). */
@@ -489,7 +498,7 @@ export class Cpu extends CpuState {
     }
     if (mod === 1) ea += (this.fetch8() << 24) >> 24;
     else if (mod === 2) ea += this.fetch32();
-    this.ea = ea >>> 0;
+    this.ea = ea | 0;
     this.eaSeg = this.segOvr >= 0 ? this.segOvr : seg;
   }
 
@@ -532,12 +541,12 @@ export class Cpu extends CpuState {
   }
 
   push16(v: number): void {
-    const sp = this.stackBig ? (this.r32[4]! - 2) >>> 0 : (this.r16[8]! - 2) & 0xffff;
+    const sp = this.stackBig ? (this.r32[4]! - 2) | 0 : (this.r16[8]! - 2) & 0xffff;
     this.write16(Sreg.SS, sp, v);
     this.sp = sp;
   }
   push32(v: number): void {
-    const sp = this.stackBig ? (this.r32[4]! - 4) >>> 0 : (this.r16[8]! - 4) & 0xffff;
+    const sp = this.stackBig ? (this.r32[4]! - 4) | 0 : (this.r16[8]! - 4) & 0xffff;
     this.write32(Sreg.SS, sp, v);
     this.sp = sp;
   }
@@ -549,13 +558,13 @@ export class Cpu extends CpuState {
   pop16(): number {
     const sp = this.sp;
     const v = this.read16(Sreg.SS, sp);
-    this.sp = this.stackBig ? (sp + 2) >>> 0 : (sp + 2) & 0xffff;
+    this.sp = this.stackBig ? (sp + 2) | 0 : (sp + 2) & 0xffff;
     return v;
   }
   pop32(): number {
     const sp = this.sp;
     const v = this.read32(Sreg.SS, sp);
-    this.sp = this.stackBig ? (sp + 4) >>> 0 : (sp + 4) & 0xffff;
+    this.sp = this.stackBig ? (sp + 4) | 0 : (sp + 4) & 0xffff;
     return v;
   }
   popV(): number {
@@ -570,7 +579,7 @@ export class Cpu extends CpuState {
     if ((this.cr0 & Cr0.PE) === 0) {
       this.segSel[sreg] = selector;
       this.segBase[sreg] = selector << 4;
-      if (sreg === Sreg.CS) this.fetchTag = -1;
+      if (sreg === Sreg.CS) this.fetchLen = 0;
       return;
     }
     if ((this.flags & Flag.VM) !== 0) {
@@ -588,15 +597,15 @@ export class Cpu extends CpuState {
 
   /** Sets EIP for a near transfer, masked to the operand size, checked against the CS limit. */
   jumpNear(target: number): void {
-    target = this.op32 ? target >>> 0 : target & 0xffff;
-    if (target > this.segMax[Sreg.CS]!) this.gp0();
+    target = this.op32 ? target | 0 : target & 0xffff;
+    if (target >>> 0 > this.segMax[Sreg.CS]!) this.gp0();
     this.eip = target;
   }
 
   jumpFar(selector: number, offset: number): void {
     if (this.protectedModeActive) this.pm().jumpFar(selector, offset);
     else {
-      if (offset > this.segMax[Sreg.CS]!) this.gp0();
+      if (offset >>> 0 > this.segMax[Sreg.CS]!) this.gp0();
       this.loadSegment(Sreg.CS, selector);
       this.eip = offset;
     }
@@ -607,7 +616,7 @@ export class Cpu extends CpuState {
       this.pm().callFar(selector, offset);
       return;
     }
-    if (offset > this.segMax[Sreg.CS]!) this.gp0();
+    if (offset >>> 0 > this.segMax[Sreg.CS]!) this.gp0();
     const sp = this.sp;
     try {
       this.pushV(this.segSel[Sreg.CS]!);
@@ -628,13 +637,13 @@ export class Cpu extends CpuState {
     const sp = this.sp;
     const ip = this.popV();
     const cs = this.popV();
-    if (ip > this.segMax[Sreg.CS]!) {
+    if (ip >>> 0 > this.segMax[Sreg.CS]!) {
       this.sp = sp;
       this.gp0();
     }
     this.loadSegment(Sreg.CS, cs);
     this.eip = ip;
-    this.sp = this.stackBig ? (this.r32[4]! + popBytes) >>> 0 : (this.r16[8]! + popBytes) & 0xffff;
+    this.sp = this.stackBig ? (this.r32[4]! + popBytes) | 0 : (this.r16[8]! + popBytes) & 0xffff;
   }
 
   iret(): void {
@@ -646,7 +655,7 @@ export class Cpu extends CpuState {
     const ip = this.popV();
     const cs = this.popV() & 0xffff;
     const fl = this.popV();
-    if (ip > this.segMax[Sreg.CS]!) {
+    if (ip >>> 0 > this.segMax[Sreg.CS]!) {
       this.sp = sp;
       this.gp0();
     }
@@ -683,9 +692,9 @@ export class Cpu extends CpuState {
       throw e;
     }
     this.setEflags(fl & ~(Flag.IF | Flag.TF | Flag.AC | Flag.RF));
-    const entry = (this.idtrBase + vector * 4) >>> 0;
+    const entry = (this.idtrBase + vector * 4) | 0;
     const ip = this.readLin16(entry);
-    const cs = this.readLin16((entry + 2) >>> 0);
+    const cs = this.readLin16((entry + 2) | 0);
     this.loadSegment(Sreg.CS, cs);
     this.eip = ip;
     this.halted = false;
@@ -735,6 +744,11 @@ export class Cpu extends CpuState {
         default:
           this.rep = 2;
       }
+      if (this.eip - this.instrStart > 3 && !this.lengthGuard) {
+        // Many prefixes: cut the fetch window so the 15-byte limit is checked (#GP).
+        this.lengthGuard = true;
+        this.fetchLen = 0;
+      }
       b = this.fetch8();
     }
     if (b === 0x0f) b = 0x100 | this.fetch8();
@@ -743,6 +757,12 @@ export class Cpu extends CpuState {
     DISPATCH[this.op32 ? b | 0x200 : b]!(this);
     // 16-bit code: IP wraps at 64 KiB (fetch beyond the limit has faulted already).
     if (!this.codeBig) this.eip &= 0xffff;
+    if (this.lengthGuard) this.endLengthGuard();
+  }
+
+  private endLengthGuard(): void {
+    this.lengthGuard = false;
+    this.fetchLen = 0;
   }
 
   /**
@@ -772,6 +792,7 @@ export class Cpu extends CpuState {
       } catch (e) {
         if (e !== this.fault) throw e;
         n++;
+        if (this.lengthGuard) this.endLengthGuard();
         this.eip = this.instrStart;
         this.exception(this.fault.vector, this.fault.errorCode);
         if (this.shutdown) {

@@ -376,7 +376,13 @@ describe.skipIf(!hasCc || !isX86)("differential test against the host CPU", () =
       cpu.r32[2] = c.inp[3];
       cpu.setEflags(c.inp[4]);
       const exit = cpu.run(10);
-      const got = [cpu.r32[0]!, cpu.r32[3]!, cpu.r32[1]!, cpu.r32[2]!, cpu.getEflags() & ARITH];
+      const got = [
+        cpu.r32[0]! >>> 0,
+        cpu.r32[3]! >>> 0,
+        cpu.r32[1]! >>> 0,
+        cpu.r32[2]! >>> 0,
+        cpu.getEflags() & ARITH,
+      ];
       const mask = ARITH & ~(op.undef ? op.undef(c.inp) : 0);
       const diffs: string[] = [];
       if (exit !== ExitReason.HLT) diffs.push(`exit ${exit}`);

@@ -11,27 +11,27 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
   let r: number;
   switch (kind) {
     case 0:
-      r = ((a + b) & mask) >>> 0;
+      r = (a + b) & mask;
       cpu.lazyOp = Lazy.ADD;
       break;
     case 1:
-      r = (a | b) >>> 0;
+      r = a | b;
       cpu.lazyOp = Lazy.LOGIC;
       break;
     case 4:
-      r = (a & b) >>> 0;
+      r = a & b;
       cpu.lazyOp = Lazy.LOGIC;
       break;
     case 6:
-      r = (a ^ b) >>> 0;
+      r = a ^ b;
       cpu.lazyOp = Lazy.LOGIC;
       break;
     case 2: {
       const c = cpu.getCF();
-      r = ((a + b + c) & mask) >>> 0;
+      r = (a + b + c) & mask;
       const sign = SIZE_SIGN[s];
       cpu.setArith(
-        c ? (r <= a ? 1 : 0) : r < a ? 1 : 0,
+        c ? (r >>> 0 <= a >>> 0 ? 1 : 0) : r >>> 0 < a >>> 0 ? 1 : 0,
         PARITY[r & 0xff] !== 0,
         ((a ^ b ^ r) & 0x10) !== 0,
         r === 0,
@@ -42,10 +42,10 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
     }
     case 3: {
       const c = cpu.getCF();
-      r = ((a - b - c) & mask) >>> 0;
+      r = (a - b - c) & mask;
       const sign = SIZE_SIGN[s];
       cpu.setArith(
-        c ? (a <= b ? 1 : 0) : a < b ? 1 : 0,
+        c ? (a >>> 0 <= b >>> 0 ? 1 : 0) : a >>> 0 < b >>> 0 ? 1 : 0,
         PARITY[r & 0xff] !== 0,
         ((a ^ b ^ r) & 0x10) !== 0,
         r === 0,
@@ -55,11 +55,11 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
       return r;
     }
     default:
-      r = ((a - b) & mask) >>> 0;
+      r = (a - b) & mask;
       cpu.lazyOp = Lazy.SUB;
   }
-  cpu.lazyA = a;
-  cpu.lazyB = b;
+  cpu.lazyA = a | 0;
+  cpu.lazyB = b | 0;
   cpu.lazyRes = r;
   cpu.lazySize = s;
   return r;
@@ -68,9 +68,9 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
 export function incDec(cpu: Cpu, a: number, dec: boolean, s: SizeIdx): number {
   const cf = cpu.getCF();
   cpu.flags = (cpu.flags & ~1) | cf;
-  const r = ((dec ? a - 1 : a + 1) & SIZE_MASK[s]) >>> 0;
+  const r = (dec ? a - 1 : a + 1) & SIZE_MASK[s];
   cpu.lazyOp = dec ? Lazy.DEC : Lazy.INC;
-  cpu.lazyA = a;
+  cpu.lazyA = a | 0;
   cpu.lazyB = 1;
   cpu.lazyRes = r;
   cpu.lazySize = s;
@@ -79,7 +79,7 @@ export function incDec(cpu: Cpu, a: number, dec: boolean, s: SizeIdx): number {
 
 function setLogic(cpu: Cpu, r: number, s: SizeIdx): void {
   cpu.lazyOp = Lazy.LOGIC;
-  cpu.lazyRes = r >>> 0;
+  cpu.lazyRes = r | 0;
   cpu.lazySize = s;
 }
 
@@ -159,7 +159,6 @@ export function group1(s: SizeIdx, immByte: boolean): Handler {
     if (s === 0) imm = cpu.fetch8();
     else if (immByte) imm = ((cpu.fetch8() << 24) >> 24) & SIZE_MASK[s];
     else imm = s === 2 ? cpu.fetch32() : cpu.fetch16();
-    imm >>>= 0;
     if (s === 2) {
       const r = alu(cpu, kind, cpu.readE32(), imm, 2);
       if (kind !== 7) cpu.writeE32(r);
@@ -248,7 +247,7 @@ export function divU64(hi: number, lo: number, d: number, out: Uint32Array): voi
 const tmp = new Uint32Array(2);
 
 function setMulFlags(cpu: Cpu, overflow: boolean, low: number, s: SizeIdx): void {
-  const r = (low & SIZE_MASK[s]) >>> 0;
+  const r = low & SIZE_MASK[s];
   cpu.setArith(overflow ? 1 : 0, PARITY[r & 0xff] !== 0, false, r === 0, (r & SIZE_SIGN[s]) !== 0, overflow);
 }
 
@@ -267,7 +266,7 @@ function mul(cpu: Cpu, s: SizeIdx, src: number, signed: boolean): void {
   } else {
     const a = cpu.r32[0]!;
     if (signed) mulS32(a, src, tmp);
-    else mulU32(a, src, tmp);
+    else mulU32(a >>> 0, src >>> 0, tmp);
     const lo = tmp[0]!;
     const hi = tmp[1]!;
     cpu.r32[0] = lo;
@@ -309,8 +308,9 @@ function div(cpu: Cpu, s: SizeIdx, d: number, signed: boolean): void {
       cpu.r16[4] = ns % ds;
     }
   } else {
-    let hi = cpu.r32[2]!;
-    let lo = cpu.r32[0]!;
+    let hi = cpu.r32[2]! >>> 0;
+    let lo = cpu.r32[0]! >>> 0;
+    d >>>= 0;
     if (!signed) {
       if (hi >= d) cpu.raise(Vector.DE);
       divU64(hi, lo, d, tmp);

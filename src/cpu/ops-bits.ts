@@ -11,9 +11,9 @@ function readE(cpu: Cpu, s: SizeIdx): number {
 function bitOp(cpu: Cpu, op: number, v: number, bit: number): number {
   const m = 1 << bit;
   cpu.setCF((v & m) !== 0);
-  if (op === 1) return (v | m) >>> 0;
-  if (op === 2) return (v & ~m) >>> 0;
-  if (op === 3) return (v ^ m) >>> 0;
+  if (op === 1) return v | m;
+  if (op === 2) return v & ~m;
+  if (op === 3) return v ^ m;
   return v;
 }
 
@@ -31,7 +31,7 @@ export function btG(op: number, s: 1 | 2): Handler {
     }
     const signed = s === 2 ? off | 0 : (off << 16) >> 16;
     const disp = Math.floor(signed / bits) * (bits / 8);
-    cpu.ea = cpu.ad32 ? (cpu.ea + disp) >>> 0 : (cpu.ea + disp) & 0xffff;
+    cpu.ea = cpu.ad32 ? (cpu.ea + disp) | 0 : (cpu.ea + disp) & 0xffff;
     const v = readE(cpu, s);
     const r = bitOp(cpu, op, v, off & (bits - 1));
     if (op !== 0) writeE(cpu, s, r);
@@ -79,7 +79,7 @@ export const bswap: Handler = (cpu) => {
     return;
   }
   const v = cpu.r32[r]!;
-  cpu.r32[r] = ((v >>> 24) | ((v >>> 8) & 0xff00) | ((v << 8) & 0xff_0000) | (v << 24)) >>> 0;
+  cpu.r32[r] = (v >>> 24) | ((v >>> 8) & 0xff00) | ((v << 8) & 0xff_0000) | (v << 24);
 };
 
 /** SETcc Eb (0F 90-9F). */
@@ -140,7 +140,7 @@ export const group9: Handler = (cpu) => {
   if (cpu.modReg !== 1 || cpu.isReg) cpu.ud();
   const seg = cpu.eaSeg;
   const ea = cpu.ea;
-  const hiOff = cpu.ad32 ? (ea + 4) >>> 0 : (ea + 4) & 0xffff;
+  const hiOff = cpu.ad32 ? (ea + 4) | 0 : (ea + 4) & 0xffff;
   cpu.linWrite(seg, ea, 8);
   const lo = cpu.read32(seg, ea);
   const hi = cpu.read32(seg, hiOff);

@@ -32,8 +32,8 @@ export const jmpNear: Handler = (cpu) => {
 export const callNear: Handler = (cpu) => {
   const rel = cpu.op32 ? cpu.fetch32() | 0 : (cpu.fetch16() << 16) >> 16;
   const ret = cpu.eip;
-  const target = cpu.op32 ? (ret + rel) >>> 0 : (ret + rel) & 0xffff;
-  if (target > cpu.segMax[Sreg.CS]!) cpu.gp0();
+  const target = cpu.op32 ? (ret + rel) | 0 : (ret + rel) & 0xffff;
+  if (target >>> 0 > cpu.segMax[Sreg.CS]!) cpu.gp0();
   cpu.pushV(ret);
   cpu.eip = target;
 };
@@ -44,12 +44,12 @@ export function retNear(imm: boolean): Handler {
     const n = imm ? cpu.fetch16() : 0;
     const sp = cpu.sp;
     const target = cpu.popV();
-    if (target > cpu.segMax[Sreg.CS]!) {
+    if (target >>> 0 > cpu.segMax[Sreg.CS]!) {
       cpu.sp = sp;
       cpu.gp0();
     }
     cpu.eip = target;
-    if (n !== 0) cpu.sp = cpu.stackBig ? (cpu.sp + n) >>> 0 : (cpu.sp + n) & 0xffff;
+    if (n !== 0) cpu.sp = cpu.stackBig ? (cpu.sp + n) | 0 : (cpu.sp + n) & 0xffff;
   };
 }
 
@@ -227,7 +227,7 @@ export const group5: Handler = (cpu) => {
       return;
     case 2: {
       const target = s === 2 ? cpu.readE32() : cpu.readE16();
-      if (target > cpu.segMax[Sreg.CS]!) cpu.gp0();
+      if (target >>> 0 > cpu.segMax[Sreg.CS]!) cpu.gp0();
       cpu.pushV(cpu.eip);
       cpu.eip = target;
       return;
@@ -239,7 +239,7 @@ export const group5: Handler = (cpu) => {
     case 5: {
       if (cpu.isReg) cpu.ud();
       const off = s === 2 ? cpu.read32(cpu.eaSeg, cpu.ea) : cpu.read16(cpu.eaSeg, cpu.ea);
-      const selOff = cpu.ad32 ? (cpu.ea + (s === 2 ? 4 : 2)) >>> 0 : (cpu.ea + (s === 2 ? 4 : 2)) & 0xffff;
+      const selOff = cpu.ad32 ? (cpu.ea + (s === 2 ? 4 : 2)) | 0 : (cpu.ea + (s === 2 ? 4 : 2)) & 0xffff;
       const sel = cpu.read16(cpu.eaSeg, selOff);
       if (op === 3) cpu.callFar(sel, off);
       else cpu.jumpFar(sel, off);

@@ -230,10 +230,10 @@ export function loadFarPointer(sreg: number): Handler {
     let sel: number;
     if (cpu.op32) {
       off = cpu.read32(seg, cpu.ea);
-      sel = cpu.read16(seg, (cpu.ea + 4) >>> 0);
+      sel = cpu.read16(seg, (cpu.ea + 4) | 0);
     } else {
       off = cpu.read16(seg, cpu.ea);
-      sel = cpu.read16(seg, cpu.ad32 ? (cpu.ea + 2) >>> 0 : (cpu.ea + 2) & 0xffff);
+      sel = cpu.read16(seg, cpu.ad32 ? (cpu.ea + 2) | 0 : (cpu.ea + 2) & 0xffff);
     }
     cpu.loadSegment(sreg, sel);
     cpu.setReg(cpu.op32 ? 2 : 1, cpu.modReg, off);
@@ -269,7 +269,7 @@ export const lahf: Handler = (cpu) => {
 
 /** XLAT (D7): AL = [seg:(E)BX + AL]. */
 export const xlat: Handler = (cpu) => {
-  const off = cpu.ad32 ? (cpu.r32[3]! + cpu.r8[0]!) >>> 0 : (cpu.r16[6]! + cpu.r8[0]!) & 0xffff;
+  const off = cpu.ad32 ? (cpu.r32[3]! + cpu.r8[0]!) | 0 : (cpu.r16[6]! + cpu.r8[0]!) & 0xffff;
   cpu.r8[0] = cpu.read8(cpu.dataSeg, off);
 };
 
@@ -282,7 +282,7 @@ export const salc: Handler = (cpu) => {
 export const leave: Handler = (cpu) => {
   const bp = cpu.stackBig ? cpu.r32[5]! : cpu.r16[10]!;
   const v = cpu.op32 ? cpu.read32(Sreg.SS, bp) : cpu.read16(Sreg.SS, bp);
-  cpu.sp = cpu.stackBig ? (bp + (cpu.op32 ? 4 : 2)) >>> 0 : (bp + (cpu.op32 ? 4 : 2)) & 0xffff;
+  cpu.sp = cpu.stackBig ? (bp + (cpu.op32 ? 4 : 2)) | 0 : (bp + (cpu.op32 ? 4 : 2)) & 0xffff;
   cpu.setReg(cpu.op32 ? 2 : 1, 5, v);
 };
 
@@ -300,12 +300,12 @@ export const enter: Handler = (cpu) => {
     if (level > 0) {
       let bp = cpu.stackBig ? cpu.r32[5]! : cpu.r16[10]!;
       for (let i = 1; i < level; i++) {
-        bp = cpu.stackBig ? (bp - step) >>> 0 : (bp - step) & 0xffff;
+        bp = cpu.stackBig ? (bp - step) | 0 : (bp - step) & 0xffff;
         cpu.pushV(cpu.op32 ? cpu.read32(Sreg.SS, bp) : cpu.read16(Sreg.SS, bp));
       }
       cpu.pushV(frame);
     }
-    const nsp = cpu.stackBig ? (cpu.sp - size) >>> 0 : (cpu.sp - size) & 0xffff;
+    const nsp = cpu.stackBig ? (cpu.sp - size) | 0 : (cpu.sp - size) & 0xffff;
     // The final stack pointer must be writable (checked on the 386 as a write at the new top).
     if (size > 0) cpu.linWrite(Sreg.SS, nsp, 1);
     cpu.setReg(s, 5, frame);
@@ -328,11 +328,11 @@ export const bound: Handler = (cpu) => {
   if (cpu.op32) {
     idx = cpu.r32[cpu.modReg]! | 0;
     lo = cpu.read32(seg, cpu.ea) | 0;
-    hi = cpu.read32(seg, (cpu.ea + 4) >>> 0) | 0;
+    hi = cpu.read32(seg, (cpu.ea + 4) | 0) | 0;
   } else {
     idx = (cpu.r16[cpu.modReg << 1]! << 16) >> 16;
     lo = (cpu.read16(seg, cpu.ea) << 16) >> 16;
-    hi = (cpu.read16(seg, cpu.ad32 ? (cpu.ea + 2) >>> 0 : (cpu.ea + 2) & 0xffff) << 16) >> 16;
+    hi = (cpu.read16(seg, cpu.ad32 ? (cpu.ea + 2) | 0 : (cpu.ea + 2) & 0xffff) << 16) >> 16;
   }
   if (idx < lo || idx > hi) cpu.raise(Vector.BR);
 };

@@ -27,7 +27,7 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
     case 0: {
       // ROL
       const c = count & (bits - 1);
-      const r = c === 0 ? a : (((a << c) | (a >>> (bits - c))) & mask) >>> 0;
+      const r = c === 0 ? a : ((a << c) | (a >>> (bits - c))) & mask;
       const cf = r & 1;
       rotFlags(cpu, cf, ((r & sign) !== 0) !== (cf !== 0));
       return r;
@@ -35,7 +35,7 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
     case 1: {
       // ROR
       const c = count & (bits - 1);
-      const r = c === 0 ? a : (((a >>> c) | (a << (bits - c))) & mask) >>> 0;
+      const r = c === 0 ? a : ((a >>> c) | (a << (bits - c))) & mask;
       const cf = (r & sign) !== 0 ? 1 : 0;
       rotFlags(cpu, cf, ((r & sign) !== 0) !== ((r & (sign >>> 1)) !== 0));
       return r;
@@ -47,7 +47,7 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
       let cf = cpu.getCF();
       for (let i = 0; i < c; i++) {
         const out = (r & sign) !== 0 ? 1 : 0;
-        r = (((r << 1) | cf) & mask) >>> 0;
+        r = ((r << 1) | cf) & mask;
         cf = out;
       }
       rotFlags(cpu, cf, ((r & sign) !== 0) !== (cf !== 0));
@@ -61,7 +61,7 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
       const of = ((a & sign) !== 0) !== (cf !== 0);
       for (let i = 0; i < c; i++) {
         const out = r & 1;
-        r = ((r >>> 1) | (cf ? sign : 0)) >>> 0;
+        r = (r >>> 1) | (cf ? sign : 0);
         cf = out;
       }
       rotFlags(cpu, cf, c === 1 ? of : ((r & sign) !== 0) !== ((r & (sign >>> 1)) !== 0));
@@ -70,7 +70,7 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
     case 4:
     case 6: {
       // SHL/SAL
-      const r = count < 32 ? ((a << count) & mask) >>> 0 : 0;
+      const r = count < 32 ? (a << count) & mask : 0;
       const cf = count <= bits ? (a >>> (bits - count)) & 1 : 0;
       shiftFlags(cpu, r, s, cf, ((r & sign) !== 0) !== (cf !== 0));
       return r;
@@ -80,13 +80,13 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
       const r = count < 32 ? (a >>> count) & mask : 0;
       const cf = (a >>> (count - 1)) & 1;
       shiftFlags(cpu, r, s, cf, count === 1 ? (a & sign) !== 0 : false);
-      return r >>> 0;
+      return r;
     }
     default: {
       // SAR
       const sh = 32 - bits;
       const sa = (a << sh) >> sh;
-      const r = ((sa >> count) & mask) >>> 0;
+      const r = (sa >> count) & mask;
       const cf = (sa >> (count - 1)) & 1;
       shiftFlags(cpu, r, s, cf, false);
       return r;
@@ -117,10 +117,10 @@ export function shxd(s: 1 | 2, right: boolean, countFrom: "ib" | "cl"): Handler 
     let cf: number;
     if (s === 2) {
       if (right) {
-        r = ((a >>> count) | (b << (32 - count))) >>> 0;
+        r = (a >>> count) | (b << (32 - count));
         cf = (a >>> (count - 1)) & 1;
       } else {
-        r = ((a << count) | (b >>> (32 - count))) >>> 0;
+        r = (a << count) | (b >>> (32 - count));
         cf = (a >>> (32 - count)) & 1;
       }
     } else {

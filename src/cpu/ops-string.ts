@@ -71,16 +71,15 @@ function once(cpu: Cpu, kind: number, s: SizeIdx, delta: number, srcSeg: number)
 }
 
 function segRangeOk(cpu: Cpu, seg: number, off: number, n: number, access: number): boolean {
-  return (
-    off >= cpu.segMin[seg]! && off + n - 1 <= cpu.segMax[seg]! && (cpu.segAccess[seg]! & access) === access
-  );
+  const o = off >>> 0;
+  return o >= cpu.segMin[seg]! && o + n - 1 <= cpu.segMax[seg]! && (cpu.segAccess[seg]! & access) === access;
 }
 
 /** Fast REP MOVS/STOS for flat RAM without paging; returns false when it cannot be used. */
 function fastRep(cpu: Cpu, kind: number, s: SizeIdx, count: number, srcSeg: number): boolean {
   if (cpu.paging !== null || !cpu.ad32 || (cpu.flags & Flag.DF) !== 0) return false;
+  if (count > 0x4_0000) return false;
   const n = count << s;
-  if (n <= 0 || n > 0x10_0000) return false;
   const di = cpu.r32[7]!;
   if (!segRangeOk(cpu, Sreg.ES, di, n, 2)) return false;
   const dst = (cpu.segBase[Sreg.ES]! + di) >>> 0;
@@ -99,11 +98,11 @@ function fastRep(cpu: Cpu, kind: number, s: SizeIdx, count: number, srcSeg: numb
     const v = cpu.getReg(s, 0);
     if (s === 0) u8.fill(v, dst, dst + n);
     else if (s === 1 && (v & 0xff) === v >>> 8) u8.fill(v & 0xff, dst, dst + n);
-    else if (s === 2 && v === ((v & 0xff) * 0x0101_0101) >>> 0) u8.fill(v & 0xff, dst, dst + n);
+    else if (s === 2 && v === (((v & 0xff) * 0x0101_0101) | 0)) u8.fill(v & 0xff, dst, dst + n);
     else {
       const view = cpu.ramView;
       for (let o = 0; o < n; o += 1 << s) {
-        if (s === 2) view.setUint32(dst + o, v, true);
+        if (s === 2) view.setInt32(dst + o, v, true);
         else view.setUint16(dst + o, v, true);
       }
     }
@@ -125,13 +124,13 @@ export function stringOp(kind: number, s: SizeIdx): Handler {
       return;
     }
     const ad32 = cpu.ad32;
-    let count = ad32 ? cpu.r32[1]! : cpu.r16[2]!;
+    let count = ad32 ? cpu.r32[1]! >>> 0 : cpu.r16[2]!;
     if (count === 0) return;
     if ((kind === StrKind.MOVS || kind === StrKind.STOS) && fastRep(cpu, kind, s, count, srcSeg)) return;
     const repe = cpu.rep === 2;
     while (count !== 0) {
       once(cpu, kind, s, delta, srcSeg);
-      count = ad32 ? (count - 1) >>> 0 : (count - 1) & 0xffff;
+      count = ad32 ? count - 1 : (count - 1) & 0xffff;
       if (ad32) cpu.r32[1] = count;
       else cpu.r16[2] = count;
       if (cmp && cpu.getZF() !== repe) break;

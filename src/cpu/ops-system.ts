@@ -136,7 +136,7 @@ export const group7: Handler = (cpu) => {
     case 7:
       if (cpu.isReg) cpu.ud();
       requireCpl0(cpu);
-      if (cpu.pagingUnit !== null) cpu.pagingUnit.invalidatePage((cpu.segBase[cpu.eaSeg]! + cpu.ea) >>> 0);
+      if (cpu.pagingUnit !== null) cpu.pagingUnit.invalidatePage((cpu.segBase[cpu.eaSeg]! + cpu.ea) | 0);
       cpu.invalidateFetch();
       return;
     default:
@@ -145,7 +145,7 @@ export const group7: Handler = (cpu) => {
 };
 
 function next(cpu: Cpu, n: number): number {
-  return cpu.ad32 ? (cpu.ea + n) >>> 0 : (cpu.ea + n) & 0xffff;
+  return cpu.ad32 ? (cpu.ea + n) | 0 : (cpu.ea + n) & 0xffff;
 }
 
 /** CLTS (0F 06). */
@@ -172,15 +172,15 @@ export const cpuid: Handler = (cpu) => {
 export const rdtsc: Handler = (cpu) => {
   if ((cpu.cr4 & 0x4) !== 0 && cpu.cpl !== 0) cpu.gp0();
   const t = cpu.cpuid.readTsc();
-  cpu.r32[0] = t >>> 0;
-  cpu.r32[2] = Math.floor(t / 0x1_0000_0000) >>> 0;
+  cpu.r32[0] = t % 0x1_0000_0000;
+  cpu.r32[2] = Math.floor(t / 0x1_0000_0000);
 };
 
 /** RDMSR (0F 32) / WRMSR (0F 30). Unknown MSRs #GP(0). */
 export function msr(write: boolean): Handler {
   return (cpu) => {
     requireCpl0(cpu);
-    const index = cpu.r32[1]!;
+    const index = cpu.r32[1]! >>> 0;
     if (write) {
       if (!cpu.cpuid.writeMsr(index, cpu.r32[0]!, cpu.r32[2]!)) cpu.gp0();
     } else {
@@ -259,14 +259,14 @@ export const fpuEscape: Handler = (cpu) => {
   }
   const info = cpu.fpuInfo;
   info.cs = cpu.segSel[Sreg.CS]!;
-  info.ip = cpu.instrStart;
+  info.ip = cpu.instrStart >>> 0;
   info.opSize32 = cpu.op32;
   info.protectedMode = cpu.protectedModeActive;
   let linear = 0;
   if (!cpu.isReg) {
     linear = (cpu.segBase[cpu.eaSeg]! + cpu.ea) >>> 0;
     info.dataSelector = cpu.segSel[cpu.eaSeg]!;
-    info.dataOffset = cpu.ea;
+    info.dataOffset = cpu.ea >>> 0;
   }
   if (!fpu.exec(cpu.opcode, modrm, linear, info)) cpu.ud();
 };

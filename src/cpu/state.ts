@@ -76,8 +76,12 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
 
 export class CpuState {
   private readonly regBuf = new ArrayBuffer(32);
-  /** EAX..EDI. */
-  readonly r32 = new Uint32Array(this.regBuf);
+  /**
+   * EAX..EDI as signed 32-bit integers. Internally every 32-bit quantity (registers, EIP, offsets,
+   * linear addresses, lazy-flag operands) is carried as an int32 so V8 keeps it unboxed; unsigned
+   * comparisons convert with `>>> 0` locally.
+   */
+  readonly r32 = new Int32Array(this.regBuf);
   /** 16-bit views: register r is r16[r << 1]. */
   readonly r16 = new Uint16Array(this.regBuf);
   /** 8-bit views: AL..BH is r8[REG8[r]]. */
@@ -93,11 +97,12 @@ export class CpuState {
   lazySize: SizeIdx = 0;
 
   readonly segSel = new Uint16Array(6);
-  readonly segBase = new Uint32Array(6);
+  /** Segment bases (int32; the linear address is `(segBase[s] + offset) | 0`). */
+  readonly segBase = new Int32Array(6);
   readonly segLimit = new Uint32Array(6);
   /** Descriptor attribute bits as in the descriptor's bytes 5-6 (type, S, DPL, P, AVL, L, D/B, G). */
   readonly segAttr = new Uint16Array(6);
-  /** Lowest and highest valid offset (expand-down segments have min = limit+1). */
+  /** Lowest and highest valid offset, unsigned (expand-down segments have min = limit+1). */
   readonly segMin = new Uint32Array(6);
   readonly segMax = new Uint32Array(6);
   /** SegAccess bits. */
@@ -109,6 +114,10 @@ export class CpuState {
   cr4 = 0;
   /** Current privilege level (0 in real mode). */
   cpl = 0;
+  /** Instruction fetch window: eips in [fetchStart, fetchStart + fetchLen) are RAM bytes at (eip + fetchAdj) | 0. */
+  fetchStart = 0;
+  fetchLen = 0;
+  fetchAdj = 0;
   /** Something needs a look at the next instruction boundary (interrupts, shadow, trap). */
   slowCheck = true;
   /** CS.D: default operand and address size is 32 bits. */
@@ -133,9 +142,9 @@ export class CpuState {
   getCF(): number {
     switch (this.lazyOp) {
       case Lazy.ADD:
-        return this.lazyRes < this.lazyA ? 1 : 0;
+        return this.lazyRes >>> 0 < this.lazyA >>> 0 ? 1 : 0;
       case Lazy.SUB:
-        return this.lazyA < this.lazyB ? 1 : 0;
+        return this.lazyA >>> 0 < this.lazyB >>> 0 ? 1 : 0;
       case Lazy.LOGIC:
         return 0;
       default:
@@ -244,17 +253,17 @@ export class CpuState {
       const sh = SIZE_SHIFT[this.lazySize];
       switch (cc) {
         case 2:
-          return a < b;
+          return a >>> 0 < b >>> 0;
         case 3:
-          return a >= b;
+          return a >>> 0 >= b >>> 0;
         case 4:
           return a === b;
         case 5:
           return a !== b;
         case 6:
-          return a <= b;
+          return a >>> 0 <= b >>> 0;
         case 7:
-          return a > b;
+          return a >>> 0 > b >>> 0;
         case 12:
           return a << sh < b << sh;
         case 13:
@@ -316,7 +325,7 @@ export class CpuState {
   /** Sets a segment register's cache directly (no checks): real-mode style or from a descriptor. */
   setSegmentCache(sreg: number, selector: number, base: number, limit: number, attr: number): void {
     this.segSel[sreg] = selector;
-    this.segBase[sreg] = base >>> 0;
+    this.segBase[sreg] = base;
     this.segLimit[sreg] = limit >>> 0;
     this.segAttr[sreg] = attr;
     const big = (attr & 0x4000) !== 0;
@@ -340,7 +349,9 @@ export class CpuState {
     if ((this.cr0 & Cr0.PE) === 0 || (this.flags & Flag.VM) !== 0) acc = SegAccess.READ | SegAccess.WRITE;
     if ((attr & 0x80) === 0) acc = 0; // not present / null selector: any access faults
     this.segAccess[sreg] = acc;
-    if (sreg === 1) this.codeBig = big;
-    else if (sreg === 2) this.stackBig = big;
+    if (sreg === 1) {
+      this.codeBig = big;
+      this.fetchLen = 0;
+    } else if (sreg === 2) this.stackBig = big;
   }
 }

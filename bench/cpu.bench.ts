@@ -1,0 +1,129 @@
+/**
+ * CPU interpreter speed: millions of guest instructions per second on the fixed workload
+ * (src/cpu/workload.ts) in flat 32-bit mode and in real mode, and the same flat workload with
+ * the opcode dispatch done by a generated `switch` instead of the handler array.
+ */
+import { FlatMemory } from "../src/common/memory.js";
+import { Cpu, type Handler } from "../src/cpu/cpu.js";
+import { ExitReason } from "../src/cpu/fault.js";
+import { Sreg } from "../src/cpu/state.js";
+import { DISPATCH, LOCKABLE, PREFIX } from "../src/cpu/table.js";
+import { workload16, workload32 } from "../src/cpu/workload.js";
+import { IoBus } from "../src/machine/io-bus.js";
+import { MemoryBus } from "../src/machine/memory-bus.js";
+import type { BenchSuite } from "./harness.js";
+
+function flatCpu(): Cpu {
+  const ram = new FlatMemory(0x40_0000);
+  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus() });
+  ram.u8.set(workload32(0x10_0000), 0x1000);
+  return cpu;
+}
+
+function realCpu(): Cpu {
+  const ram = new FlatMemory(0x20_0000);
+  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus() });
+  ram.u8.set(workload16(), 0x1_0000);
+  return cpu;
+}
+
+function runFlat(cpu: Cpu): number {
+  cpu.setFlat32(0x1000, 0x8000);
+  const before = cpu.instructions;
+  if (cpu.run(100_000_000) !== ExitReason.HLT) throw new Error("workload did not halt");
+  return cpu.instructions - before;
+}
+
+function runReal(cpu: Cpu): number {
+  cpu.setRealMode(0x1000, 0);
+  cpu.loadSegment(Sreg.ES, 0x2000);
+  cpu.loadSegment(Sreg.DS, 0x2000);
+  cpu.loadSegment(Sreg.SS, 0x5000);
+  cpu.r16[8] = 0xfffe;
+  const before = cpu.instructions;
+  if (cpu.run(100_000_000) !== ExitReason.HLT) throw new Error("workload did not halt");
+  return cpu.instructions - before;
+}
+
+/** Best-of-rounds instructions per second. */
+function mips(cpu: Cpu, once: (cpu: Cpu) => number, ms: number): number {
+  const warm = performance.now() + ms / 2;
+  while (performance.now() < warm) once(cpu);
+  let best = 0;
+  for (let r = 0; r < 5; r++) {
+    let n = 0;
+    const t0 = performance.now();
+    let t = t0;
+    while (t - t0 < ms / 5) {
+      n += once(cpu);
+      t = performance.now();
+    }
+    best = Math.max(best, n / ((t - t0) / 1000));
+  }
+  return best / 1e6;
+}
+
+/**
+ * The same step() with the final dispatch as a generated `switch (index) { case k: hk(cpu) }`
+ * over the same handlers (each case calls a constant closure), for the switch-vs-array figure.
+ */
+function switchStep(): (this: Cpu) => void {
+  const used = new Map<Handler, number>();
+  const names: Handler[] = [];
+  const cases: string[] = [];
+  for (let i = 0; i < DISPATCH.length; i++) {
+    const h = DISPATCH[i]!;
+    let k = used.get(h);
+    if (k === undefined) {
+      k = names.length;
+      used.set(h, k);
+      names.push(h);
+    }
+    cases.push(`case ${i}: h${k}(cpu); break;`);
+  }
+  const decl = names.map((_, k) => `const h${k} = H[${k}];`).join("\n");
+  const body = `${decl}
+return function step() {
+  const cpu = this;
+  cpu.op32 = cpu.ad32 = cpu.codeBig;
+  cpu.segOvr = -1; cpu.rep = 0; cpu.lock = false;
+  let b = cpu.fetch8();
+  while (PREFIX[b] !== 0) {
+    switch (b) {
+      case 0x26: cpu.segOvr = 0; break; case 0x2e: cpu.segOvr = 1; break;
+      case 0x36: cpu.segOvr = 2; break; case 0x3e: cpu.segOvr = 3; break;
+      case 0x64: cpu.segOvr = 4; break; case 0x65: cpu.segOvr = 5; break;
+      case 0x66: cpu.op32 = !cpu.codeBig; break; case 0x67: cpu.ad32 = !cpu.codeBig; break;
+      case 0xf0: cpu.lock = true; break; case 0xf2: cpu.rep = 1; break; default: cpu.rep = 2;
+    }
+    b = cpu.fetch8();
+  }
+  if (b === 0x0f) b = 0x100 | cpu.fetch8();
+  cpu.opcode = b;
+  if (cpu.lock && LOCKABLE[b] === 0) cpu.ud();
+  switch (cpu.op32 ? b | 0x200 : b) {
+${cases.join("\n")}
+  }
+  if (!cpu.codeBig) cpu.eip &= 0xffff;
+};`;
+  const make = new Function("H", "PREFIX", "LOCKABLE", body) as (
+    h: Handler[],
+    p: Uint8Array,
+    l: Uint8Array,
+  ) => (this: Cpu) => void;
+  return make(names, PREFIX, LOCKABLE);
+}
+
+export const suite: BenchSuite = {
+  name: "cpu",
+  run(report) {
+    const ms = Number(process.env.CPU_BENCH_MS ?? 2000);
+    report("cpu flat32 workload", mips(flatCpu(), runFlat, ms), "MIPS");
+    report("cpu real-mode workload", mips(realCpu(), runReal, ms), "MIPS");
+    const sw = flatCpu();
+    sw.step = switchStep();
+    report("cpu flat32 workload, switch dispatch", mips(sw, runFlat, ms), "MIPS");
+    const one = flatCpu();
+    report("cpu flat32 workload instructions", runFlat(one), "instructions");
+  },
+};
