@@ -213,10 +213,17 @@ export async function buildDefaultGuest(options: BuildGuestOptions = {}): Promis
     return toGuest(outDir, existing);
   }
 
-  progress(`downloading ${kernelPkg.name} ${kernelPkg.version} and ${busybox.name} ${busybox.version}`);
-  const [kernelDeb, busyboxDeb] = await apt.download([kernelPkg, busybox], join(cacheDir, "debs"), (l) => {
+  progress(`fetching ${kernelPkg.name} ${kernelPkg.version} and ${busybox.name} ${busybox.version}`);
+  const debs = join(cacheDir, "debs");
+  const [kernelDeb, busyboxDeb] = await apt.download([kernelPkg, busybox], debs, (l) => {
     if (/^(Get|Err|W|E):/.test(l)) progress(`apt: ${l}`);
   });
+  // Older versions of these packages are not needed again.
+  for (const f of readdirSync(debs)) {
+    const p = join(debs, f);
+    if (p !== kernelDeb && p !== busyboxDeb && /^(linux-image-|busybox-static_)/.test(f))
+      rmSync(p, { force: true });
+  }
 
   mkdirSync(join(cacheDir, "guest"), { recursive: true });
   const work = await mkdtemp(join(cacheDir, "guest", ".build-"));
