@@ -74,6 +74,23 @@ describe("8254 PIT", () => {
     expect(clock.nextDeadline()).toBe(Number.POSITIVE_INFINITY);
   });
 
+  it("pit_next_event: rewriting the mode 0 count without a control word gives one edge per event", () => {
+    const { clock, rec, io } = setup();
+    io.write(0x43, 1, 0x30);
+    let at = 0;
+    for (const delta of [500, 1200, 80]) {
+      io.write(0x40, 1, delta & 0xff);
+      expect(rec.events[rec.events.length - 1]?.level ?? false).toBe(false); // OUT low after the LSB
+      io.write(0x40, 1, delta >> 8);
+      at = pitTickAt(clock.now()) + delta;
+      const before = rec.rises();
+      clock.runDue(ns(at) - 1);
+      expect(rec.rises()).toBe(before);
+      clock.runDue(ns(at));
+      expect(rec.rises()).toBe(before + 1);
+    }
+  });
+
   it("a late timer coalesces missed periods into one edge and keeps the phase", () => {
     const { clock, rec, io } = setup();
     io.write(0x43, 1, 0x36); // mode 3

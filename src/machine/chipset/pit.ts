@@ -52,7 +52,10 @@ export function pitTickTime(tick: number): number {
 export const CounterPhase = {
   /** Control word written, no count yet. */
   NO_COUNT: 0,
-  /** Count written; waiting for the gate (rising edge in modes 1/5, high level in 2/3). */
+  /**
+   * Count written, waiting for the gate (rising edge in modes 1/5, high level in 2/3); in
+   * mode 0, the first byte of a new LSB/MSB count has been written (counting stopped, OUT low).
+   */
   WAIT_GATE: 1,
   /** Counting since `loadTick`. */
   RUNNING: 2,
@@ -261,12 +264,10 @@ export class Pit implements IoHandler, Persist<PitState>, Resettable {
     else if (!c.writeHigh) {
       c.writeHigh = true;
       c.lowByte = v;
-      // Mode 0: writing the first byte stops the count until the second is written.
-      const now = pitTickAt(this.clock.now());
-      if (c.mode === 0 && c.phase === CounterPhase.RUNNING) {
-        c.frozen = now - c.loadTick;
-        c.phase = CounterPhase.PAUSED;
-        if (i === 0) this.irqUpdate(now);
+      // Mode 0: writing the first byte stops the count and sets OUT low at once.
+      if (c.mode === 0 && c.phase !== CounterPhase.NO_COUNT) {
+        c.phase = CounterPhase.WAIT_GATE;
+        if (i === 0) this.irqUpdate(pitTickAt(this.clock.now()));
       }
     } else {
       c.writeHigh = false;
