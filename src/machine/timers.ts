@@ -23,8 +23,21 @@ export class TimerQueue implements Clock {
   private entries: Entry[] = [];
   private nextId = 1;
   private time = 0;
+  private source: (() => number) | null = null;
+
+  /**
+   * Makes `now()` follow a live time source (the host clock, or the CPU's instruction count)
+   * between `runDue` calls, so a device read mid-slice sees time move. Time never goes back.
+   */
+  setSource(source: (() => number) | null): void {
+    this.source = source;
+  }
 
   now(): number {
+    if (this.source !== null) {
+      const t = this.source();
+      if (t > this.time) this.time = t;
+    }
     return this.time;
   }
 

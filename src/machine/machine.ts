@@ -1,0 +1,312 @@
+/**
+ * The PC this project boots Linux on: RAM, the I/O and memory buses, the chipset (8259 pair,
+ * 8254, RTC/CMOS, 16550 UART, port 0x61/0x80/0x92, a minimal i8042), the PCI bus with an i440FX
+ * host bridge and a PIIX3 IRQ router, what firmware would leave in memory ($PIR and ACPI
+ * tables, the e820 map), the CPU, and the Linux boot protocol. No firmware runs: the machine
+ * loads the kernel itself and enters it in 32-bit protected mode, as a boot loader does.
+ */
+import { ConfigError } from "../common/errors.js";
+import { FlatMemory } from "../common/memory.js";
+import { Cpu } from "../cpu/cpu.js";
+import { Sreg } from "../cpu/state.js";
+import { Fpu } from "../cpu/x87/fpu.js";
+import { type BootSegment, type BootState, loadLinux } from "./boot/linux.js";
+import { Pic } from "./chipset/pic.js";
+import { Pit } from "./chipset/pit.js";
+import { Rtc } from "./chipset/rtc.js";
+import { type SerialBackend, Uart } from "./chipset/uart.js";
+import { IoBus } from "./io-bus.js";
+import { irqLine } from "./irq.js";
+import { I8042 } from "./chipset/i8042.js";
+import { PortA, PostPort } from "./chipset/ports.js";
+import { MemoryBus } from "./memory-bus.js";
+import type { PciBus } from "./pci/bus.js";
+import { PcPlatform } from "./platform/pc.js";
+import type { PciFunction } from "../pci/function.js";
+import { TimerQueue } from "./timers.js";
+import { ExitReason } from "../cpu/fault.js";
+import { Flag } from "../cpu/state.js";
+
+/** Instructions per CPU slice at most; the loop looks at timers and host I/O between slices. */
+const MAX_SLICE = 200_000;
+/** Host time (ms) the guest may run before the loop yields to the host's event loop. */
+const YIELD_EVERY_MS = 8;
+/** The longest a halted realtime machine sleeps before looking again (ms). */
+const MAX_SLEEP_MS = 50;
+
+export interface RunOptions {
+  /** Give the host's event loop a turn (default: a zero-delay timer). */
+  yieldToHost?: () => Promise<void>;
+  /** Stop after this many guest instructions (tests, benchmarks). */
+  maxInstructions?: number;
+}
+
+const defaultYield = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
+
+export type ClockMode = "realtime" | "virtual";
+
+/** Why the machine stopped. */
+export type StopReason =
+  | { kind: "poweroff" }
+  | { kind: "reset"; cause: string }
+  | { kind: "halted"; detail: string }
+  | { kind: "stopped"; detail: string }
+  | { kind: "error"; error: unknown };
+
+export interface MachineConfig {
+  /** RAM in bytes (16 MiB to 3 GiB, a whole number of MiB). */
+  memory: number;
+  /** The bzImage. */
+  kernel: Uint8Array;
+  /** The bzImage's payload decompressed on the host (its vmlinux ELF), to skip in-guest decompression. */
+  vmlinux?: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  /** Where COM1's output goes (nothing when absent). */
+  serial?: SerialBackend;
+  /** Called when COM1's receive buffer has room again after `serialReceive` refused bytes. */
+  onSerialRxSpace?: () => void;
+  /** How time advances (default realtime). */
+  clock?: ClockMode;
+  /** Virtual clock: nanoseconds per instruction (default 1). */
+  nsPerInstruction?: number;
+  /** ACPI tables (default true): the guest's poweroff goes through \_S5. */
+  acpi?: boolean;
+  /** Wall clock in ms since the epoch, for the RTC (default Date.now). */
+  wallClock?: () => number;
+  /** A monotonic host clock in ms (default performance.now). */
+  hostClock?: () => number;
+  /** PCI functions to put on the bus (slots from 2 up, in order). */
+  pciFunctions?: readonly PciFunction[];
+  /** Diagnostics from the platform (BAR conflicts and the like). */
+  log?: (message: string) => void;
+}
+
+function segmentAttr(s: BootSegment): number {
+  return s.access | ((s.flags & 0xf) << 12);
+}
+
+export class Machine {
+  readonly ram: FlatMemory;
+  readonly memory: MemoryBus;
+  readonly io = new IoBus();
+  readonly timers = new TimerQueue();
+  readonly pic: Pic;
+  readonly pit: Pit;
+  readonly rtc: Rtc;
+  readonly uart: Uart;
+  readonly post: PostPort;
+  readonly portA: PortA;
+  readonly i8042: I8042;
+  readonly platform: PcPlatform;
+  readonly pci: PciBus;
+  readonly cpu: Cpu;
+  readonly boot: BootState;
+  readonly clockMode: ClockMode;
+  /** Set when something asked the machine to stop; the run loop returns it at the next slice. */
+  private stopReason: StopReason | null = null;
+  private readonly nsPerInstruction: number;
+  /** Virtual time skipped while halted (ns), added to the instruction-derived time. */
+  private skippedNs = 0;
+  private readonly hostClock: () => number;
+  private hostStart = 0;
+  private wake: (() => void) | null = null;
+
+  constructor(readonly config: MachineConfig) {
+    if (!(config.kernel instanceof Uint8Array))
+      throw new ConfigError("machine: kernel must be the bzImage's bytes");
+    this.clockMode = config.clock ?? "realtime";
+    this.nsPerInstruction = config.nsPerInstruction ?? 1;
+    this.hostClock = config.hostClock ?? (() => performance.now());
+    this.ram = new FlatMemory(config.memory);
+    this.memory = new MemoryBus(this.ram);
+
+    this.pic = new Pic({ onIntrChange: (level) => level && this.interruptRaised() });
+    this.pic.register(this.io);
+    this.pit = new Pit({ clock: this.timers, irq: irqLine(this.pic, 0) });
+    this.pit.register(this.io);
+    this.rtc = new Rtc({
+      clock: this.timers,
+      irq: irqLine(this.pic, 8),
+      wallClock: config.wallClock,
+      memorySize: config.memory,
+    });
+    this.rtc.register(this.io);
+    this.uart = new Uart({
+      clock: this.timers,
+      irq: irqLine(this.pic, 4),
+      backend: config.serial,
+      onRxSpace: config.onSerialRxSpace,
+    });
+    this.uart.register(this.io);
+    this.post = new PostPort();
+    this.post.register(this.io);
+    this.portA = new PortA({
+      onReset: () => this.requestStop({ kind: "reset", cause: "reset through port 0x92" }),
+    });
+    this.portA.register(this.io);
+    this.i8042 = new I8042({
+      kbdIrq: irqLine(this.pic, 1),
+      auxIrq: irqLine(this.pic, 12),
+      onReset: () => this.requestStop({ kind: "reset", cause: "reset through the i8042" }),
+    });
+    this.i8042.register(this.io);
+    this.platform = new PcPlatform({
+      io: this.io,
+      memory: this.memory,
+      irq: this.pic,
+      onReset: () => this.requestStop({ kind: "reset", cause: "reset through port 0xCF9" }),
+      onPowerOff: () => this.requestStop({ kind: "poweroff" }),
+      log: config.log,
+    });
+    this.pci = this.platform.bus;
+    let slot = 2;
+    for (const fn of config.pciFunctions ?? []) this.pci.add(fn, slot++);
+
+    this.cpu = new Cpu({
+      memory: this.memory,
+      io: this.io,
+      interrupts: this.pic,
+      clockNs: () => this.timers.now(),
+    });
+    this.cpu.fpu = new Fpu(this.cpu.fpuHost());
+    this.cpu.fpu.reset();
+
+    const fw = this.platform.firmware({ acpi: config.acpi !== false });
+    this.boot = loadLinux(this.ram, {
+      kernel: config.kernel,
+      vmlinux: config.vmlinux,
+      initrd: config.initrd,
+      cmdline: config.cmdline,
+      e820: fw.e820,
+      acpiRsdp: fw.tables.acpi?.rsdp,
+    });
+    this.enter(this.boot);
+    this.hostStart = this.hostClock();
+    this.timers.setSource(() => this.timeSource());
+  }
+
+  /** Loads the CPU with the boot loader's entry state. */
+  private enter(b: BootState): void {
+    const cpu = this.cpu;
+    const order: [number, BootSegment][] = [
+      [Sreg.ES, b.es],
+      [Sreg.CS, b.cs],
+      [Sreg.SS, b.ss],
+      [Sreg.DS, b.ds],
+      [Sreg.FS, b.fs],
+      [Sreg.GS, b.gs],
+    ];
+    cpu.cr0 = b.cr0;
+    for (const [sreg, s] of order) cpu.setSegmentCache(sreg, s.selector, s.base, s.limit, segmentAttr(s));
+    cpu.gdtrBase = b.gdt.base;
+    cpu.gdtrLimit = b.gdt.limit;
+    cpu.idtrBase = b.idt.base;
+    cpu.idtrLimit = b.idt.limit;
+    const regs = [b.eax, b.ecx, b.edx, b.ebx, b.esp, b.ebp, b.esi, b.edi];
+    for (let i = 0; i < 8; i++) cpu.r32[i] = regs[i]! >>> 0;
+    cpu.setEflags(b.eflags);
+    cpu.eip = b.eip >>> 0;
+    cpu.cpl = 0;
+    cpu.invalidateFetch();
+  }
+
+  private timeSource(): number {
+    if (this.clockMode === "virtual") return this.cpu.instructions * this.nsPerInstruction + this.skippedNs;
+    return (this.hostClock() - this.hostStart) * 1e6;
+  }
+
+  private interruptRaised(): void {
+    this.cpu.notifyInterrupt();
+    this.wake?.();
+  }
+
+  /** Asks the run loop to stop with `reason` (the first request wins). */
+  requestStop(reason: StopReason): void {
+    if (this.stopReason === null) this.stopReason = reason;
+    this.wake?.();
+  }
+
+  /**
+   * Runs the guest until it stops: power-off, reset, a CPU halted with interrupts off, or
+   * `requestStop`. The CPU runs in slices; between slices due timers fire, and the host's event
+   * loop gets a turn every few milliseconds, so host I/O flows while the guest runs. A halted
+   * CPU skips ahead to the next timer (virtual clock) or sleeps until it (realtime).
+   */
+  async run(options: RunOptions = {}): Promise<StopReason> {
+    const yieldToHost = options.yieldToHost ?? defaultYield;
+    const limit = options.maxInstructions ?? Number.POSITIVE_INFINITY;
+    const cpu = this.cpu;
+    const timers = this.timers;
+    this.hostStart = this.hostClock() - timers.now() / 1e6;
+    let lastYield = this.hostClock();
+    try {
+      while (this.stopReason === null) {
+        timers.runDue(timers.now());
+        if (cpu.instructions >= limit)
+          return { kind: "stopped", detail: `instruction limit ${limit} reached` };
+        let budget = Math.min(MAX_SLICE, limit - cpu.instructions);
+        if (this.clockMode === "virtual") {
+          const ahead = (timers.nextDeadline() - timers.now()) / this.nsPerInstruction;
+          budget = Math.max(1, Math.min(budget, Math.ceil(ahead)));
+        }
+        const exit = cpu.run(budget);
+        if (exit === ExitReason.SHUTDOWN) {
+          this.requestStop({ kind: "reset", cause: "triple fault" });
+          break;
+        }
+        if (exit === ExitReason.HLT && !this.pic.hasInterrupt()) {
+          const deadline = timers.nextDeadline();
+          if ((cpu.getEflags() & Flag.IF) === 0) {
+            this.requestStop({ kind: "halted", detail: "the CPU halted with interrupts disabled" });
+            break;
+          }
+          if (this.clockMode === "virtual" && deadline !== Number.POSITIVE_INFINITY) {
+            const now = timers.now();
+            if (deadline > now) this.skippedNs += deadline - now;
+            continue;
+          }
+          const waitMs =
+            deadline === Number.POSITIVE_INFINITY
+              ? MAX_SLEEP_MS
+              : Math.min(MAX_SLEEP_MS, Math.max(0, (deadline - timers.now()) / 1e6));
+          await this.sleep(waitMs);
+          lastYield = this.hostClock();
+          continue;
+        }
+        const t = this.hostClock();
+        if (t - lastYield >= YIELD_EVERY_MS) {
+          await yieldToHost();
+          lastYield = this.hostClock();
+        }
+      }
+    } catch (error) {
+      return { kind: "error", error };
+    }
+    return this.stopReason ?? { kind: "stopped", detail: "stopped" };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  /** Offers host input to COM1. Returns how many bytes it took (the rest: wait for onSerialRxSpace). */
+  serialReceive(bytes: Uint8Array): number {
+    const n = this.uart.receive(bytes);
+    this.kick();
+    return n;
+  }
+
+  /** Wakes a run loop that is waiting for a timer or host input. */
+  kick(): void {
+    this.wake?.();
+  }
+}
