@@ -161,6 +161,59 @@ function findIn(root: string, rel: string): string | undefined {
   return undefined;
 }
 
+interface Fetched {
+  kernelPkg: AptPackage;
+  busybox: AptPackage;
+  key: string;
+  outDir: string;
+  kernelDeb: string;
+  busyboxDeb: string;
+}
+
+/** Resolves the package versions; returns the cached guest for them, or downloads their .debs. */
+async function resolveAndFetch(
+  apt: PrivateApt,
+  cacheDir: string,
+  rebuild: boolean,
+  progress: (m: string) => void,
+): Promise<Fetched | DefaultGuest> {
+  const meta = await apt.show(KERNEL_META_PACKAGE);
+  const kernelDep = meta?.depends
+    .map((d) => /^(linux-image-[^\s|(]+)/.exec(d)?.[1])
+    .find((d) => d !== undefined);
+  const kernelPkg = kernelDep ? await apt.show(kernelDep) : undefined;
+  const busybox = await apt.show(BUSYBOX_PACKAGE);
+  if (!kernelPkg || !busybox) {
+    const cached = findCachedGuest(cacheDir);
+    if (cached) {
+      progress(`apt cannot resolve the packages now; using the cached guest in ${cached.dir}`);
+      return cached;
+    }
+    throw new GuestBuildError(
+      `apt on this host does not know Debian 12's i386 packages ${!kernelPkg ? KERNEL_META_PACKAGE : BUSYBOX_PACKAGE} (are Debian bookworm sources configured and reachable?). ${NO_APT_HINT}`,
+    );
+  }
+  const key = guestKey(kernelPkg, busybox);
+  const outDir = join(cacheDir, "guest", key);
+  const existing = rebuild ? undefined : readManifest(outDir);
+  if (existing) {
+    progress(`default guest ${key} is cached in ${outDir}`);
+    return toGuest(outDir, existing);
+  }
+  progress(`fetching ${kernelPkg.name} ${kernelPkg.version} and ${busybox.name} ${busybox.version}`);
+  const debs = join(cacheDir, "debs");
+  const [kernelDeb, busyboxDeb] = await apt.download([kernelPkg, busybox], debs, (l) => {
+    if (/^(Get|Err|W|E):/.test(l)) progress(`apt: ${l}`);
+  });
+  // Older versions of these packages are not needed again.
+  for (const f of readdirSync(debs)) {
+    const p = join(debs, f);
+    if (p !== kernelDeb && p !== busyboxDeb && /^(linux-image-|busybox-static_)/.test(f))
+      rmSync(p, { force: true });
+  }
+  return { kernelPkg, busybox, key, outDir, kernelDeb: kernelDeb!, busyboxDeb: busyboxDeb! };
+}
+
 /**
  * Builds (or finds in the cache) the default guest. Throws GuestBuildError with what to do when
  * apt or dpkg-deb is missing or Debian's packages cannot be found.
@@ -180,56 +233,35 @@ export async function buildDefaultGuest(options: BuildGuestOptions = {}): Promis
   mkdirSync(cacheDir, { recursive: true });
   const apt = new PrivateApt(join(cacheDir, "apt"));
 
-  const age = apt.listsAge();
-  if (options.refresh || age === undefined || age > LISTS_MAX_AGE_MS) {
+  let updated = false;
+  const update = async (): Promise<void> => {
     progress("updating private i386 package lists (apt-get update)");
     const warn = await apt.update((l) => {
       if (/^(Get|Err|W|E):/.test(l)) progress(`apt: ${l}`);
     });
     if (warn) progress(`apt-get update reported problems (continuing with what it fetched):\n${warn}`);
+    updated = true;
+  };
+  const age = apt.listsAge();
+  if (options.refresh || age === undefined || age > LISTS_MAX_AGE_MS) await update();
+  let fetched: Fetched | DefaultGuest;
+  try {
+    fetched = await resolveAndFetch(apt, cacheDir, options.rebuild ?? false, progress);
+  } catch (e) {
+    // Lists a day old may name packages the mirror no longer has: refresh once and retry.
+    if (!(e instanceof GuestBuildError) || updated) throw e;
+    progress(`${e.message.split("\n")[0]}; refreshing the package lists and trying again`);
+    await update();
+    fetched = await resolveAndFetch(apt, cacheDir, options.rebuild ?? false, progress);
   }
-
-  const meta = await apt.show(KERNEL_META_PACKAGE);
-  const kernelDep = meta?.depends
-    .map((d) => /^(linux-image-[^\s|(]+)/.exec(d)?.[1])
-    .find((d) => d !== undefined);
-  const kernelPkg = kernelDep ? await apt.show(kernelDep) : undefined;
-  const busybox = await apt.show(BUSYBOX_PACKAGE);
-  if (!kernelPkg || !busybox) {
-    const cached = findCachedGuest(cacheDir);
-    if (cached) {
-      progress(`apt cannot resolve the packages now; using the cached guest in ${cached.dir}`);
-      return cached;
-    }
-    throw new GuestBuildError(
-      `apt on this host does not know Debian 12's i386 packages ${!kernelPkg ? KERNEL_META_PACKAGE : BUSYBOX_PACKAGE} (are Debian bookworm sources configured and reachable?). ${NO_APT_HINT}`,
-    );
-  }
-  const key = guestKey(kernelPkg, busybox);
-  const outDir = join(cacheDir, "guest", key);
-  const existing = options.rebuild ? undefined : readManifest(outDir);
-  if (existing) {
-    progress(`default guest ${key} is cached in ${outDir}`);
-    return toGuest(outDir, existing);
-  }
-
-  progress(`fetching ${kernelPkg.name} ${kernelPkg.version} and ${busybox.name} ${busybox.version}`);
-  const debs = join(cacheDir, "debs");
-  const [kernelDeb, busyboxDeb] = await apt.download([kernelPkg, busybox], debs, (l) => {
-    if (/^(Get|Err|W|E):/.test(l)) progress(`apt: ${l}`);
-  });
-  // Older versions of these packages are not needed again.
-  for (const f of readdirSync(debs)) {
-    const p = join(debs, f);
-    if (p !== kernelDeb && p !== busyboxDeb && /^(linux-image-|busybox-static_)/.test(f))
-      rmSync(p, { force: true });
-  }
+  if (!("kernelDeb" in fetched)) return fetched;
+  const { kernelPkg, busybox, key, outDir, kernelDeb, busyboxDeb } = fetched;
 
   mkdirSync(join(cacheDir, "guest"), { recursive: true });
   const work = await mkdtemp(join(cacheDir, "guest", ".build-"));
   try {
     progress("extracting packages (dpkg-deb -x)");
-    for (const deb of [kernelDeb!, busyboxDeb!]) {
+    for (const deb of [kernelDeb, busyboxDeb]) {
       const r = await run("dpkg-deb", ["-x", deb, join(work, "root")]);
       if (r.code !== 0) throw new GuestBuildError(`dpkg-deb -x ${deb} failed: ${r.stderr.trim()}`);
     }
