@@ -248,6 +248,12 @@ describe("16550A UART", () => {
     };
     expect(drain(b.io)).toEqual(drain(io));
     expect(() => b.uart.restore({ ...st, rxFifo: new Array(17).fill(0) })).toThrow(/uart.rxFifo/);
+    // reset: registers and FIFO back to power-on, input still in the host-side buffer kept
+    uart.receive(new Uint8Array(19).map((_, i) => i));
+    uart.reset();
+    expect(io.read(IER, 1)).toBe(0);
+    expect(io.read(IIR, 1)).toBe(0x01); // FIFOs off
+    expect(drain(io)).toEqual([16, 17, 18]);
     expect(() => new Uart({ clock, irq: { set: () => {} }, base: 0x10000 })).toThrow(ConfigError);
   });
 

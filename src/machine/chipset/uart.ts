@@ -528,12 +528,12 @@ export class Uart implements IoHandler, Persist<UartState>, Resettable {
   reset(): void {
     this.clock.cancel(this.timer);
     this.timer = null;
-    const inputs = this.s.modemInputs;
-    this.s = { ...Uart.powerOn(), modemInputs: inputs, msr: inputs };
-    this.ringHead = 0;
-    this.ringLen = 0;
+    // Registers and FIFOs reset; bytes the host already handed over stay in the host-side
+    // buffer and reach the guest after the reset.
+    const { modemInputs, rxBlocked } = this.s;
+    this.s = { ...Uart.powerOn(), modemInputs, msr: modemInputs, rxBlocked };
+    this.refill();
     this.updateIrq();
-    this.onRxSpace?.();
   }
 
   save(): UartState {
