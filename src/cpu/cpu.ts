@@ -8,6 +8,7 @@ import type { IoBus } from "../machine/io-bus.js";
 import type { InterruptController } from "../machine/irq.js";
 import type { MemoryBus } from "../machine/memory-bus.js";
 import { CpuidUnit } from "./cpuid.js";
+import { Fpu } from "./x87/fpu.js";
 import { CpuFault, CpuStateError, ExitReason, InterruptKind, NO_ERROR_CODE, Vector } from "./fault.js";
 import {
   AccessKind,
@@ -27,6 +28,8 @@ export interface CpuOptions {
   interrupts?: InterruptController;
   /** Time source for RDTSC in ns; default: the instruction count (1 instruction = 1 tick). */
   clockNs?: () => number;
+  /** Attach the x87 FPU (default true). Without it, escapes are decoded and ignored. */
+  fpu?: boolean;
 }
 
 export type Handler = (cpu: Cpu) => void;
@@ -48,6 +51,11 @@ export class Cpu extends CpuState {
   pagingUnit: PagingUnit | null = null;
   /** The x87 unit (D8-DF), or null: escapes are then decoded and ignored (no coprocessor). */
   fpu: X87Unit | null = null;
+  /**
+   * FERR#: called when a waiting x87 instruction finds an unmasked exception pending while
+   * CR0.NE = 0 (PC-style error reporting: the machine raises IRQ 13). With CR0.NE = 1 it is #MF.
+   */
+  ferr: (() => void) | null = null;
   /** Reused for every x87 instruction. */
   readonly fpuInfo: FpuInstrInfo = {
     cs: 0,
@@ -104,6 +112,8 @@ export class Cpu extends CpuState {
     this.ramView = this.ram.view;
     this.pageKind = options.memory.pageKind;
     this.cpuid = new CpuidUnit(options.clockNs ?? (() => this.instructions + this.runCount));
+    if (options.fpu !== false) this.fpu = new Fpu(this.fpuHost());
+    else this.cpuid.features &= ~1;
     this.reset();
   }
 

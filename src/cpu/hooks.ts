@@ -68,6 +68,8 @@ export interface X87Unit {
   exec(opcode: number, modrm: number, linear: number, info: FpuInstrInfo): boolean;
   reset(): void;
   statusWord(): number;
+  /** An unmasked exception is pending (status word ES): the next waiting instruction reports it. */
+  hasPendingException(): boolean;
 }
 
 /** Memory and flags access the core gives the x87 unit (linear addresses, through translation). */

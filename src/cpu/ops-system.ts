@@ -208,10 +208,26 @@ export function protectedOnly(hasModrm: boolean): Handler {
   };
 }
 
-/** WAIT/FWAIT (9B): #NM when CR0.MP and CR0.TS are both set. */
+/** A waiting x87 instruction found an unmasked exception pending: #MF (CR0.NE) or FERR#. */
+function fpuError(cpu: Cpu): void {
+  if ((cpu.cr0 & Cr0.NE) !== 0) cpu.raise(Vector.MF);
+  if (cpu.ferr !== null) cpu.ferr();
+}
+
+/** WAIT/FWAIT (9B): #NM when CR0.MP and CR0.TS are both set; reports pending x87 exceptions. */
 export const fwait: Handler = (cpu) => {
   if ((cpu.cr0 & (Cr0.MP | Cr0.TS)) === (Cr0.MP | Cr0.TS)) cpu.raise(Vector.NM);
+  if (cpu.fpu?.hasPendingException()) fpuError(cpu);
 };
+
+/** The x87 control instructions that do not wait (no pending-exception check). */
+function nonWaiting(op: number, modrm: number): boolean {
+  const reg = (modrm >> 3) & 7;
+  if (op === 0xdb) return modrm >= 0xe0 && modrm <= 0xe4; // FNENI FNDISI FNCLEX FNINIT FNSETPM
+  if (op === 0xd9) return modrm < 0xc0 && (reg === 6 || reg === 7); // FNSTENV FNSTCW
+  if (op === 0xdd) return modrm < 0xc0 && (reg === 6 || reg === 7); // FNSAVE FNSTSW m16
+  return op === 0xdf && modrm === 0xe0; // FNSTSW AX
+}
 
 /** Size in bytes of an x87 memory operand (op D8-DF, reg = ModR/M reg), negative when it is stored. */
 export function x87MemOperand(op: number, reg: number, op32: boolean): number {
@@ -253,6 +269,7 @@ export const fpuEscape: Handler = (cpu) => {
   const fpu = cpu.fpu;
   if (fpu === null) return;
   const modrm = (cpu.isReg ? 0xc0 : 0) | (cpu.modReg << 3) | cpu.modRm;
+  if (fpu.hasPendingException() && !nonWaiting(cpu.opcode, modrm)) fpuError(cpu);
   if (cpu.opcode === 0xdf && modrm === 0xe0) {
     cpu.r16[0] = fpu.statusWord();
     return;
