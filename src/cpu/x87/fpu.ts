@@ -881,7 +881,9 @@ export class Fpu {
           this.sw |= SW_C2;
           return;
         }
-        this.twoResults(t.value, fromNumber(1));
+        // A NaN result (NaN operand or invalid) is pushed in place of the 1.0 as well.
+        const k = classify(t.value.se, t.value.hi, t.value.lo);
+        this.twoResults(t.value, k === Kind.QNaN ? t.value : fromNumber(1));
         return;
       }
       case 3:
@@ -956,6 +958,7 @@ export class Fpu {
         if (this.isEmpty(0)) {
           c.flags |= STACK_UNDERFLOW;
           this.commit(0, INDEFINITE, 0);
+          this.sw &= ~SW_C2;
           return;
         }
         const r = sinCos(this.st(0), c, i === 6 ? "sin" : "cos");
@@ -997,6 +1000,7 @@ export class Fpu {
     const f = this.ctx.flags;
     if (this.blocked(f)) {
       this.raise(f);
+      if (clearC2) this.sw &= ~SW_C2;
       return;
     }
     this.setReg(0, first);

@@ -52,6 +52,30 @@ function log2e(ctx: Ctx): F80 {
   return constant(LOG2E_128, -127, rcOf(ctx));
 }
 
+function normalise(a: F80): F80 {
+  const A = unpack(a);
+  return packExt(A.sign, A.m, A.e);
+}
+
+/** Multiply/divide in full 64-bit precision (precision control does not apply here). */
+function full(ctx: Ctx): Ctx {
+  return { cw: ctx.cw | 0x300, flags: 0, memDenormal: null };
+}
+
+function mulFull(a: F80, b: F80, ctx: Ctx): F80 {
+  const c = full(ctx);
+  const r = mul(a, b, c);
+  ctx.flags |= c.flags;
+  return r;
+}
+
+function divFull(a: F80, b: F80, ctx: Ctx): F80 {
+  const c = full(ctx);
+  const r = div(a, b, c);
+  ctx.flags |= c.flags;
+  return r;
+}
+
 /** The value as x × 2^s with x in [1, 2) rounded to double. */
 function scaled(v: F80): { x: number; s: number } {
   const A = unpack(v);
@@ -121,9 +145,10 @@ export function sinCos(a: F80, ctx: Ctx, want: "sin" | "cos" | "both"): TrigResu
   if (E >= 63) return { outOfRange: true, sin: a, cos: a };
   if (E < -40) {
     // sin x = x, cos x = 1 to well below an ulp of the extended format.
-    ctx.flags |= Flag.PE;
+    // |sin x| < |x| rounds up to |x| (C1); the result is normalised (pseudo-denormals too).
+    ctx.flags |= Flag.PE | (want !== "cos" ? Flag.C1 : 0);
     if (want !== "cos" && E < -16382) ctx.flags |= Flag.UE;
-    return { outOfRange: false, sin: f80(a.se, a.hi, a.lo), cos: fromNumber(1) };
+    return { outOfRange: false, sin: normalise(a), cos: fromNumber(1) };
   }
   const { quadrant, r } = reduce(a);
   const s = Math.sin(r);
@@ -167,7 +192,7 @@ export function f2xm1(a: F80, ctx: Ctx): F80 {
   }
   if (E < -60) {
     // 2^x - 1 = x·ln2 (1 + x·ln2/2 + ...): the product, correctly rounded, is within the error.
-    const r = mul(a, ln2(ctx), ctx);
+    const r = mulFull(a, ln2(ctx), ctx);
     ctx.flags |= Flag.PE;
     return r;
   }
@@ -201,25 +226,31 @@ export function fyl2x(x: F80, y: F80, ctx: Ctx): F80 {
     if (ky === Kind.Infinity) return invalid(ctx);
     return zero(rcOf(ctx) === 1 ? sy ^ 1 : sy);
   }
+  // y = 0 or ∞: exact, signed by log2 x (negative below 1).
+  if (ky === Kind.Zero) return zero(sy ^ (s < 0 ? 1 : 0));
+  if (ky === Kind.Infinity) return infinity(sy ^ (s < 0 ? 1 : 0));
   let l: F80;
   if (s === 0 || s === -1) {
     // Near 1: log2(x) = log1p(x - 1)/ln2 with x - 1 computed exactly.
     const t = add(x, fromNumber(1), true, { cw: ctx.cw | 0x300, flags: 0, memDenormal: null });
     l = log2p1(t, ctx);
   } else {
-    l = deliver(s + Math.log2(xs), ctx);
+    // log2 of a power of two is exact.
+    l = xs === 1 && x.lo === 0 && x.hi === 0x80000000 ? fromNumber(s) : deliver(s + Math.log2(xs), ctx);
   }
-  if (ky === Kind.Infinity) return infinity(sy ^ (l.se >>> 15));
-  const r = mul(y, l, ctx);
-  ctx.flags |= Flag.PE;
-  return r;
+  return mulFull(y, l, ctx);
 }
 
 /** log2(1 + t) for a finite t > -1 (t not zero). */
 function log2p1(t: F80, ctx: Ctx): F80 {
   if (classify(t.se, t.hi, t.lo) === Kind.Zero) return zero(0);
-  if (expOf(t) < -60) return mul(t, log2e(ctx), ctx);
+  if (expOf(t) < -60) {
+    ctx.flags |= Flag.PE;
+    return mulFull(t, log2e(ctx), ctx);
+  }
   const { x, s } = scaled(t);
+  // Far above 1, log2(1 + t) = log2(t) to well below an ulp.
+  if (s > 60) return deliver(s + Math.log2(x), ctx);
   return deliver(Math.log1p(x * 2 ** s) / Math.LN2, ctx);
 }
 
@@ -241,12 +272,20 @@ export function fyl2xp1(x: F80, y: F80, ctx: Ctx): F80 {
     if (ky === Kind.Zero) return invalid(ctx);
     return infinity(sy);
   }
+  if (sx && expOf(x) >= 0) {
+    // 1 + x <= 0: outside the domain; the host x87 returns x (and -1 gives log2 0 = -∞).
+    if (expOf(x) === 0 && x.hi === 0x80000000 && x.lo === 0) {
+      if (ky === Kind.Zero) return invalid(ctx);
+      ctx.flags |= Flag.ZE;
+      return infinity(sy ^ 1);
+    }
+    ctx.flags |= Flag.PE;
+    return f80(x.se, x.hi, x.lo);
+  }
   if (ky === Kind.Infinity) return infinity(sy ^ sx);
+  if (ky === Kind.Zero) return zero(sy ^ sx);
   const l = log2p1(x, ctx);
-  if (ky === Kind.Zero) return zero(sy ^ (l.se >>> 15));
-  const r = mul(y, l, ctx);
-  ctx.flags |= Flag.PE;
-  return r;
+  return mulFull(y, l, ctx);
 }
 
 /** FPATAN: atan2(y = ST1, x = ST0). */
@@ -278,7 +317,7 @@ export function fpatan(x: F80, y: F80, ctx: Ctx): F80 {
   const ey = expOf(y);
   if (sx === 0 && ey - ex < -60) {
     // atan(y/x) = y/x to well below an ulp.
-    const q = div(y, x, ctx);
+    const q = divFull(y, x, ctx);
     ctx.flags |= Flag.PE;
     return q;
   }
