@@ -1,0 +1,3 @@
+export * from "./device.js";
+export * from "./rng/index.js";
+export * from "./transport/pci/index.js";
