@@ -11,14 +11,10 @@ import { Cpu } from "../cpu/cpu.js";
 import { Sreg } from "../cpu/state.js";
 import { Fpu } from "../cpu/x87/fpu.js";
 import { type BootSegment, type BootState, loadLinux } from "./boot/linux.js";
-import { Pic } from "./chipset/pic.js";
-import { Pit } from "./chipset/pit.js";
-import { Rtc } from "./chipset/rtc.js";
-import { type SerialBackend, Uart } from "./chipset/uart.js";
+import { PcChipset } from "./chipset/pc-chipset.js";
+import type { Pic } from "./chipset/pic.js";
+import type { SerialBackend, Uart } from "./chipset/uart.js";
 import { IoBus } from "./io-bus.js";
-import { irqLine } from "./irq.js";
-import { I8042 } from "./chipset/i8042.js";
-import { PortA, PostPort } from "./chipset/ports.js";
 import { MemoryBus } from "./memory-bus.js";
 import type { PciBus } from "./pci/bus.js";
 import { PcPlatform } from "./platform/pc.js";
@@ -91,13 +87,9 @@ export class Machine {
   readonly memory: MemoryBus;
   readonly io = new IoBus();
   readonly timers = new TimerQueue();
+  readonly chipset: PcChipset;
   readonly pic: Pic;
-  readonly pit: Pit;
-  readonly rtc: Rtc;
   readonly uart: Uart;
-  readonly post: PostPort;
-  readonly portA: PortA;
-  readonly i8042: I8042;
   readonly platform: PcPlatform;
   readonly pci: PciBus;
   readonly cpu: Cpu;
@@ -121,36 +113,18 @@ export class Machine {
     this.ram = new FlatMemory(config.memory);
     this.memory = new MemoryBus(this.ram);
 
-    this.pic = new Pic({ onIntrChange: (level) => level && this.interruptRaised() });
-    this.pic.register(this.io);
-    this.pit = new Pit({ clock: this.timers, irq: irqLine(this.pic, 0) });
-    this.pit.register(this.io);
-    this.rtc = new Rtc({
+    this.chipset = new PcChipset({
       clock: this.timers,
-      irq: irqLine(this.pic, 8),
-      wallClock: config.wallClock,
       memorySize: config.memory,
+      serial: config.serial,
+      onSerialRxSpace: config.onSerialRxSpace,
+      wallClock: config.wallClock,
+      onReset: () => this.requestStop({ kind: "reset", cause: "reset through the i8042 or port 0x92" }),
+      onIntrChange: (level) => level && this.interruptRaised(),
     });
-    this.rtc.register(this.io);
-    this.uart = new Uart({
-      clock: this.timers,
-      irq: irqLine(this.pic, 4),
-      backend: config.serial,
-      onRxSpace: config.onSerialRxSpace,
-    });
-    this.uart.register(this.io);
-    this.post = new PostPort();
-    this.post.register(this.io);
-    this.portA = new PortA({
-      onReset: () => this.requestStop({ kind: "reset", cause: "reset through port 0x92" }),
-    });
-    this.portA.register(this.io);
-    this.i8042 = new I8042({
-      kbdIrq: irqLine(this.pic, 1),
-      auxIrq: irqLine(this.pic, 12),
-      onReset: () => this.requestStop({ kind: "reset", cause: "reset through the i8042" }),
-    });
-    this.i8042.register(this.io);
+    this.chipset.register(this.io);
+    this.pic = this.chipset.pic;
+    this.uart = this.chipset.com1;
     this.platform = new PcPlatform({
       io: this.io,
       memory: this.memory,

@@ -3,55 +3,8 @@ import { describe, expect, it } from "vitest";
 import { FlatMemory, RecordingMemory } from "../../common/memory.js";
 import { BOOT_CS, BOOT_DS, DEFAULT_BOOT_LAYOUT, bootGdt, loadLinux } from "./linux.js";
 import { BootImageError, HDR, LOADFLAGS, parseSetupHeader } from "./setup-header.js";
+import { fakeBzImage } from "./fake-bzimage.js";
 import { BP, E820Type, defaultE820, readE820 } from "./zero-page.js";
-
-interface FakeImage {
-  setupSects?: number;
-  version?: number;
-  kernelBytes?: number;
-  initSize?: number;
-  initrdAddrMax?: number;
-  prefAddress?: number;
-  kernelAlignment?: number;
-  relocatable?: boolean;
-  cmdlineSize?: number;
-  loadflags?: number;
-  payload?: Uint8Array;
-}
-
-/** A synthetic bzImage: a real-looking setup header and a patterned protected-mode kernel. */
-function fakeBzImage(o: FakeImage = {}): Uint8Array {
-  const setupSects = o.setupSects ?? 4;
-  const kernelBytes = o.kernelBytes ?? 0x3000;
-  const setupLen = (setupSects === 0 ? 5 : setupSects + 1) * 512;
-  const img = new Uint8Array(setupLen + kernelBytes);
-  const dv = new DataView(img.buffer);
-  img[HDR.setup_sects] = setupSects;
-  dv.setUint32(HDR.syssize, Math.ceil(kernelBytes / 16), true);
-  dv.setUint16(HDR.boot_flag, 0xaa55, true);
-  img[0x200] = 0xeb;
-  img[0x201] = 0x6a; // header runs to 0x26C
-  dv.setUint32(HDR.header, 0x53726448, true);
-  dv.setUint16(HDR.version, o.version ?? 0x020f, true);
-  dv.setUint16(HDR.kernel_version, 0x300, true);
-  new TextEncoder().encodeInto("6.1.0-test (fake)\0", img.subarray(0x500));
-  img[HDR.loadflags] = o.loadflags ?? LOADFLAGS.LOADED_HIGH;
-  dv.setUint32(HDR.code32_start, 0x100000, true);
-  dv.setUint32(HDR.initrd_addr_max, o.initrdAddrMax ?? 0x7fffffff, true);
-  dv.setUint32(HDR.kernel_alignment, o.kernelAlignment ?? 0x200000, true);
-  img[HDR.relocatable_kernel] = o.relocatable === false ? 0 : 1;
-  img[HDR.min_alignment] = 13;
-  dv.setUint16(HDR.xloadflags, 0x4, true);
-  dv.setUint32(HDR.cmdline_size, o.cmdlineSize ?? 0x7ff, true);
-  const payload = o.payload ?? Uint8Array.of(0xfd, 0x37, 0x7a, 0x58, 0x5a, 0);
-  dv.setUint32(HDR.payload_offset, 0x40, true);
-  dv.setUint32(HDR.payload_length, payload.length, true);
-  dv.setUint32(HDR.pref_address, o.prefAddress ?? 0x1000000, true);
-  dv.setUint32(HDR.init_size, o.initSize ?? 0x400000, true);
-  for (let i = 0; i < kernelBytes; i++) img[setupLen + i] = (i * 7 + 3) & 0xff;
-  img.set(payload, setupLen + 0x40);
-  return img;
-}
 
 const MiB = 1024 * 1024;
 
