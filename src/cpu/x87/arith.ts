@@ -88,7 +88,17 @@ export function finishExt(sign: number, m: bigint, e: number, f: Format, ctx: Ct
   if (m === 0n) return zero(sign);
   const rc = rcOf(ctx);
   const rr = roundToFormat(sign, m, e, f, rc);
+  // Results too far out of range even for the bias adjustment (only FSCALE makes them) get
+  // the masked response, flagged as unmasked.
+  const E = e + bitLength(m) - 1;
+  const hugeOver = E - ADJUST > f.emax;
+  const hugeUnder = E + ADJUST < f.emin;
   if (rr.overflow) {
+    if (hugeOver && !(ctx.cw & Flag.OE)) {
+      // Unmasked, but beyond the adjustment: infinity whatever the rounding mode.
+      ctx.flags |= Flag.OE | Flag.PE | Flag.C1;
+      return infinity(sign);
+    }
     if (ctx.cw & Flag.OE) {
       ctx.flags |= Flag.OE | Flag.PE;
       if (overflowToInfinity(sign, rc)) {
@@ -103,8 +113,8 @@ export function finishExt(sign: number, m: bigint, e: number, f: Format, ctx: Ct
     return packExt(sign, rr.r, rr.k, -ADJUST);
   }
   if (rr.tiny) {
-    if (ctx.cw & Flag.UE) {
-      if (rr.inexact) ctx.flags |= Flag.UE | Flag.PE | (rr.up ? Flag.C1 : 0);
+    if (ctx.cw & Flag.UE || hugeUnder) {
+      if (rr.inexact || hugeUnder) ctx.flags |= Flag.UE | (rr.inexact ? Flag.PE : 0) | (rr.up ? Flag.C1 : 0);
       return packExt(sign, rr.r, rr.k);
     }
     const ru = roundToFormat(sign, m, e, f, rc, true);
@@ -266,11 +276,12 @@ function isqrt(n: bigint): bigint {
 
 export function sqrt(a: F80, ctx: Ctx): F80 {
   const ka = kindOf(a);
+  const sign = a.se >>> 15;
+  // The square root of a negative number is invalid before any denormal report.
+  if (sign && (ka === Kind.Denormal || ka === Kind.Normal || ka === Kind.Infinity)) return invalid(ctx);
   const pre = precheck1(a, ka, ctx);
   if (pre) return pre;
-  const sign = a.se >>> 15;
   if (ka === Kind.Zero) return zero(sign);
-  if (sign) return invalid(ctx);
   if (ka === Kind.Infinity) return infinity(0);
   const A = unpack(a);
   // Scale to at least 140 bits with an even exponent; a non-exact root gets a sticky bit.
@@ -378,16 +389,20 @@ export interface Remainder {
 export function remainder(a: F80, b: F80, ieee: boolean, ctx: Ctx): Remainder {
   const ka = kindOf(a);
   const kb = kindOf(b);
+  const numbers = !isNaNKind(ka) && !isNaNKind(kb) && ka !== Kind.Unsupported && kb !== Kind.Unsupported;
+  if (numbers && (ka === Kind.Infinity || kb === Kind.Zero))
+    return { value: invalid(ctx), q: -1, partial: false };
   const pre = precheck2(a, ka, b, kb, ctx);
   if (pre) return { value: pre, q: -1, partial: false };
-  if (ka === Kind.Infinity || kb === Kind.Zero) return { value: invalid(ctx), q: -1, partial: false };
-  if (kb === Kind.Infinity || ka === Kind.Zero) return { value: copy(a), q: 0, partial: false };
+  if (ka === Kind.Zero) return { value: copy(a), q: 0, partial: false };
   const A = unpack(a);
+  // An unchanged dividend is delivered normalised (pseudo-denormals become normal).
+  if (kb === Kind.Infinity) return { value: finishExt(A.sign, A.m, A.e, EXT64, ctx), q: 0, partial: false };
   const B = unpack(b);
   const Ea = A.e + bitLength(A.m) - 1;
   const Eb = B.e + bitLength(B.m) - 1;
   const d = Ea - Eb;
-  if (d < -1) return { value: copy(a), q: 0, partial: false };
+  if (d < -1) return { value: finishExt(A.sign, A.m, A.e, EXT64, ctx), q: 0, partial: false };
   let partial = false;
   let eb = B.e;
   if (d >= 64) {

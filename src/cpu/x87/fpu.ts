@@ -1020,6 +1020,7 @@ export class Fpu {
     const r = remainder(this.st(0), this.st(1), ieee, c);
     if (this.blocked(c.flags)) {
       this.raise(c.flags);
+      this.sw &= ~SW_C2;
       return;
     }
     this.setReg(0, r.value);

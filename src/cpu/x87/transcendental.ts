@@ -14,7 +14,7 @@
  *   in double (always in range) and multiplied by y exactly; tiny arguments use the exact
  *   first-order term (x, x·ln2, x/ln2) multiplied in extended precision.
  */
-import { add, type Ctx, div, Flag, invalid, mul, precheck1, propagateNaN, rcOf } from "./arith.js";
+import { add, type Ctx, div, Flag, finishExt, invalid, mul, precheck1, propagateNaN, rcOf } from "./arith.js";
 import {
   bitLength,
   classify,
@@ -170,7 +170,7 @@ export function tan(a: F80, ctx: Ctx): { outOfRange: boolean; value: F80 } {
   if (E < -40) {
     ctx.flags |= Flag.PE;
     if (E < -16382) ctx.flags |= Flag.UE;
-    return { outOfRange: false, value: f80(a.se, a.hi, a.lo) };
+    return { outOfRange: false, value: normalise(a) };
   }
   const { quadrant, r } = reduce(a);
   const t = quadrant & 1 ? -1 / Math.tan(r) : Math.tan(r);
@@ -209,12 +209,13 @@ export function fyl2x(x: F80, y: F80, ctx: Ctx): F80 {
   const sx = x.se >>> 15;
   const sy = y.se >>> 15;
   if (sx && kx !== Kind.Zero) return invalid(ctx);
-  if (kx === Kind.Denormal || ky === Kind.Denormal) ctx.flags |= Flag.DE;
   if (kx === Kind.Zero) {
+    // log2(0) = -∞: a zero divide (no denormal report for y).
     if (ky === Kind.Zero) return invalid(ctx);
     if (ky !== Kind.Infinity) ctx.flags |= Flag.ZE;
     return infinity(sy ^ 1);
   }
+  if (kx === Kind.Denormal || ky === Kind.Denormal) ctx.flags |= Flag.DE;
   if (kx === Kind.Infinity) {
     if (ky === Kind.Zero) return invalid(ctx);
     return infinity(sy);
@@ -272,18 +273,24 @@ export function fyl2xp1(x: F80, y: F80, ctx: Ctx): F80 {
     if (ky === Kind.Zero) return invalid(ctx);
     return infinity(sy);
   }
+  if (ky === Kind.Infinity) return infinity(sy ^ sx);
+  if (ky === Kind.Zero) return zero(sy ^ sx);
   if (sx && expOf(x) >= 0) {
     // 1 + x <= 0: outside the domain; the host x87 returns x (and -1 gives log2 0 = -∞).
     if (expOf(x) === 0 && x.hi === 0x80000000 && x.lo === 0) {
-      if (ky === Kind.Zero) return invalid(ctx);
       ctx.flags |= Flag.ZE;
       return infinity(sy ^ 1);
     }
     ctx.flags |= Flag.PE;
     return f80(x.se, x.hi, x.lo);
   }
-  if (ky === Kind.Infinity) return infinity(sy ^ sx);
-  if (ky === Kind.Zero) return zero(sy ^ sx);
+  if (expOf(x) < -60) {
+    // y × x × log2(e) as one exact product, rounded once (no intermediate underflow).
+    const X = unpack(x);
+    const Y = unpack(y);
+    ctx.flags |= Flag.PE;
+    return finishExt(sx ^ sy, X.m * Y.m * LOG2E_128, X.e + Y.e - 127, EXT64, ctx);
+  }
   const l = log2p1(x, ctx);
   return mulFull(y, l, ctx);
 }
