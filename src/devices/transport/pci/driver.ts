@@ -14,6 +14,7 @@ import {
   PCI_DEVICE_ID,
   PCI_MSIX_FLAGS,
   PCI_MSIX_FLAGS_ENABLE,
+  PCI_MSIX_FLAGS_MASKALL,
   PCI_MSIX_TABLE,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
@@ -341,7 +342,7 @@ export class VirtioPciDriver {
       this.barWrite(bar, off + 16 * v + 8, 4, MSI_DATA_BASE + v);
       this.barWrite(bar, off + 16 * v + 12, 4, 0);
     }
-    this.fn.configWrite(cap + PCI_MSIX_FLAGS, 2, ctrl | PCI_MSIX_FLAGS_ENABLE);
+    this.fn.configWrite(cap + PCI_MSIX_FLAGS, 2, (ctrl & ~PCI_MSIX_FLAGS_MASKALL) | PCI_MSIX_FLAGS_ENABLE);
     this.writeCommon(VIRTIO_PCI_COMMON_MSIX, 2, 0);
     if (this.readCommon(VIRTIO_PCI_COMMON_MSIX, 2) !== 0)
       throw new DriverError("config_msix_vector mapping failed");
