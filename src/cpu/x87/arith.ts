@@ -113,8 +113,13 @@ export function finishExt(sign: number, m: bigint, e: number, f: Format, ctx: Ct
     return packExt(sign, rr.r, rr.k, -ADJUST);
   }
   if (rr.tiny) {
-    if (ctx.cw & Flag.UE || hugeUnder) {
-      if (rr.inexact || hugeUnder) ctx.flags |= Flag.UE | (rr.inexact ? Flag.PE : 0) | (rr.up ? Flag.C1 : 0);
+    if (hugeUnder && !(ctx.cw & Flag.UE)) {
+      // Unmasked, but beyond the adjustment: zero whatever the rounding mode.
+      ctx.flags |= Flag.UE | Flag.PE;
+      return zero(sign);
+    }
+    if (ctx.cw & Flag.UE) {
+      if (rr.inexact) ctx.flags |= Flag.UE | Flag.PE | (rr.up ? Flag.C1 : 0);
       return packExt(sign, rr.r, rr.k);
     }
     const ru = roundToFormat(sign, m, e, f, rc, true);

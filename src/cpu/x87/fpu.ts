@@ -529,12 +529,14 @@ export class Fpu {
       c.flags = STACK_OVERFLOW;
       v = INDEFINITE;
     }
-    if (this.blocked(c.flags)) {
+    // An unmasked denormal exception does not stop the load (the value is pushed).
+    if (this.blocked(c.flags & ~Flag.DE)) {
       this.raise(c.flags);
       return;
     }
     this.push(f80(v.se, v.hi, v.lo));
-    this.raise(c.flags);
+    this.sw = (this.sw & ~SW_C1) | (c.flags & (0x7f | SW_C1));
+    this.updateSummary();
   }
 
   /** D8/DA/DC/DE memory forms: ST0 op= operand (reg 2/3: compare, 3 pops). */

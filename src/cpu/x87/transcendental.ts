@@ -52,9 +52,14 @@ function log2e(ctx: Ctx): F80 {
   return constant(LOG2E_128, -127, rcOf(ctx));
 }
 
-function normalise(a: F80): F80 {
+/**
+ * A finite non-zero value moved by far less than an ulp (dir -1: toward zero, +1: away),
+ * rounded with the rounding control: gives the exact x87 result, flags and C1 for functions
+ * whose value differs from `a` only beyond the 64th bit.
+ */
+function nudged(a: F80, dir: bigint, ctx: Ctx): F80 {
   const A = unpack(a);
-  return packExt(A.sign, A.m, A.e);
+  return finishExt(A.sign, (A.m << 100n) + dir, A.e - 100, EXT64, ctx);
 }
 
 /** Multiply/divide in full 64-bit precision (precision control does not apply here). */
@@ -145,10 +150,13 @@ export function sinCos(a: F80, ctx: Ctx, want: "sin" | "cos" | "both"): TrigResu
   if (E >= 63) return { outOfRange: true, sin: a, cos: a };
   if (E < -40) {
     // sin x = x, cos x = 1 to well below an ulp of the extended format.
-    // |sin x| < |x| rounds up to |x| (C1); the result is normalised (pseudo-denormals too).
-    ctx.flags |= Flag.PE | (want !== "cos" ? Flag.C1 : 0);
-    if (want !== "cos" && E < -16382) ctx.flags |= Flag.UE;
-    return { outOfRange: false, sin: normalise(a), cos: fromNumber(1) };
+    // sin x = x - x³/6 and cos x = 1 - x²/2: just below x and 1 in magnitude.
+    const one = fromNumber(1);
+    return {
+      outOfRange: false,
+      sin: want !== "cos" ? nudged(a, -1n, ctx) : a,
+      cos: want !== "sin" ? nudged(one, -1n, ctx) : one,
+    };
   }
   const { quadrant, r } = reduce(a);
   const s = Math.sin(r);
@@ -168,9 +176,8 @@ export function tan(a: F80, ctx: Ctx): { outOfRange: boolean; value: F80 } {
   const E = expOf(a);
   if (E >= 63) return { outOfRange: true, value: a };
   if (E < -40) {
-    ctx.flags |= Flag.PE;
-    if (E < -16382) ctx.flags |= Flag.UE;
-    return { outOfRange: false, value: normalise(a) };
+    // tan x = x + x³/3: just above x in magnitude.
+    return { outOfRange: false, value: nudged(a, 1n, ctx) };
   }
   const { quadrant, r } = reduce(a);
   const t = quadrant & 1 ? -1 / Math.tan(r) : Math.tan(r);
@@ -261,18 +268,20 @@ export function fyl2xp1(x: F80, y: F80, ctx: Ctx): F80 {
   const ky = classify(y.se, y.hi, y.lo);
   if (kx === Kind.Unsupported || ky === Kind.Unsupported) return invalid(ctx);
   if (isNaNKind(kx) || isNaNKind(ky)) return propagateNaN(x, kx, y, ky, ctx);
-  if (kx === Kind.Denormal || ky === Kind.Denormal) ctx.flags |= Flag.DE;
   const sx = x.se >>> 15;
   const sy = y.se >>> 15;
   if (kx === Kind.Zero) {
     if (ky === Kind.Infinity) return invalid(ctx);
+    if (ky === Kind.Denormal) ctx.flags |= Flag.DE;
     return zero(sx ^ sy);
   }
   if (kx === Kind.Infinity) {
     if (sx) return invalid(ctx);
     if (ky === Kind.Zero) return invalid(ctx);
+    if (ky === Kind.Denormal) ctx.flags |= Flag.DE;
     return infinity(sy);
   }
+  if (kx === Kind.Denormal || ky === Kind.Denormal) ctx.flags |= Flag.DE;
   if (ky === Kind.Infinity) return infinity(sy ^ sx);
   if (ky === Kind.Zero) return zero(sy ^ sx);
   if (sx && expOf(x) >= 0) {
