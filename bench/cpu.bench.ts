@@ -67,7 +67,7 @@ function mips(cpu: Cpu, once: (cpu: Cpu) => number, ms: number): number {
  * The same step() with the final dispatch as a generated `switch (index) { case k: hk(cpu) }`
  * over the same handlers (each case calls a constant closure), for the switch-vs-array figure.
  */
-function switchStep(): (this: Cpu) => void {
+export function switchStep(): (this: Cpu) => void {
   const used = new Map<Handler, number>();
   const names: Handler[] = [];
   const cases: string[] = [];

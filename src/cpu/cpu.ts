@@ -714,11 +714,28 @@ export class Cpu extends CpuState {
 
   /** Executes one instruction (prefixes, opcode, operands). */
   step(): void {
+    let b = this.fetch8();
+    if (this.decodeDirty) this.resetDecode();
+    if (PREFIX[b] !== 0) b = this.prefixes(b);
+    else if (b === 0x0f) b = 0x100 | this.fetch8();
+    this.opcode = b;
+    DISPATCH[this.op32 ? b | 0x200 : b]!(this);
+    if (this.postStep !== 0) this.afterStep();
+  }
+
+  /** Back to the default operand/address size and no prefixes. */
+  private resetDecode(): void {
     this.op32 = this.ad32 = this.codeBig;
     this.segOvr = -1;
     this.rep = 0;
     this.lock = false;
-    let b = this.fetch8();
+    this.decodeDirty = false;
+    this.postStep = this.codeBig ? 0 : 1;
+  }
+
+  /** Consumes prefix bytes starting with `b`; returns the opcode (0x100 | xx for 0F xx). */
+  private prefixes(b: number): number {
+    this.decodeDirty = true;
     while (PREFIX[b] !== 0) {
       switch (b) {
         case 0x26:
@@ -755,23 +772,27 @@ export class Cpu extends CpuState {
           this.rep = 2;
       }
       if (this.eip - this.instrStart > 3 && !this.lengthGuard) {
-        // Many prefixes: cut the fetch window so the 15-byte limit is checked (#GP).
+        // Many prefixes: close the fetch window so the 15-byte limit is checked (#GP).
         this.lengthGuard = true;
+        this.postStep |= 2;
         this.fetchLen = 0;
       }
       b = this.fetch8();
     }
     if (b === 0x0f) b = 0x100 | this.fetch8();
-    this.opcode = b;
     if (this.lock && LOCKABLE[b] === 0) this.ud();
-    DISPATCH[this.op32 ? b | 0x200 : b]!(this);
-    // 16-bit code: IP wraps at 64 KiB (fetch beyond the limit has faulted already).
+    return b;
+  }
+
+  /** 16-bit code: IP wraps at 64 KiB (a fetch beyond the limit faulted already); end of a long instruction. */
+  private afterStep(): void {
     if (!this.codeBig) this.eip &= 0xffff;
     if (this.lengthGuard) this.endLengthGuard();
   }
 
   private endLengthGuard(): void {
     this.lengthGuard = false;
+    this.postStep = this.codeBig ? 0 : 1;
     this.fetchLen = 0;
   }
 

@@ -5,64 +5,60 @@ import { Lazy, PARITY, REG8, SIZE_MASK, SIZE_SHIFT, SIZE_SIGN, type SizeIdx } fr
 
 export const AluKind = { ADD: 0, OR: 1, ADC: 2, SBB: 3, AND: 4, SUB: 5, XOR: 6, CMP: 7 } as const;
 
-/** Computes `a kind b` at operand size s, sets the flags, returns the (masked, unsigned) result. */
-export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): number {
-  const mask = SIZE_MASK[s];
-  let r: number;
-  switch (kind) {
-    case 0:
-      r = (a + b) & mask;
-      cpu.lazyOp = Lazy.ADD;
-      break;
-    case 1:
-      r = a | b;
-      cpu.lazyOp = Lazy.LOGIC;
-      break;
-    case 4:
-      r = a & b;
-      cpu.lazyOp = Lazy.LOGIC;
-      break;
-    case 6:
-      r = a ^ b;
-      cpu.lazyOp = Lazy.LOGIC;
-      break;
-    case 2: {
-      const c = cpu.getCF();
-      r = (a + b + c) & mask;
-      const sign = SIZE_SIGN[s];
-      cpu.setArith(
-        c ? (r >>> 0 <= a >>> 0 ? 1 : 0) : r >>> 0 < a >>> 0 ? 1 : 0,
-        PARITY[r & 0xff] !== 0,
-        ((a ^ b ^ r) & 0x10) !== 0,
-        r === 0,
-        (r & sign) !== 0,
-        ((a ^ r) & (b ^ r) & sign) !== 0,
-      );
-      return r;
-    }
-    case 3: {
-      const c = cpu.getCF();
-      r = (a - b - c) & mask;
-      const sign = SIZE_SIGN[s];
-      cpu.setArith(
-        c ? (a >>> 0 <= b >>> 0 ? 1 : 0) : a >>> 0 < b >>> 0 ? 1 : 0,
-        PARITY[r & 0xff] !== 0,
-        ((a ^ b ^ r) & 0x10) !== 0,
-        r === 0,
-        (r & sign) !== 0,
-        ((a ^ b) & (a ^ r) & sign) !== 0,
-      );
-      return r;
-    }
-    default:
-      r = (a - b) & mask;
-      cpu.lazyOp = Lazy.SUB;
-  }
+/** One ALU operation: computes `a op b` at operand size s, sets the flags, returns the result. */
+export type AluFn = (cpu: Cpu, a: number, b: number, s: SizeIdx) => number;
+
+function lazy(cpu: Cpu, op: number, a: number, b: number, r: number, s: SizeIdx): number {
+  cpu.lazyOp = op;
   cpu.lazyA = a | 0;
   cpu.lazyB = b | 0;
   cpu.lazyRes = r;
   cpu.lazySize = s;
   return r;
+}
+
+const aluAdd: AluFn = (cpu, a, b, s) => lazy(cpu, Lazy.ADD, a, b, (a + b) & SIZE_MASK[s], s);
+const aluOr: AluFn = (cpu, a, b, s) => lazy(cpu, Lazy.LOGIC, a, b, a | b, s);
+const aluAnd: AluFn = (cpu, a, b, s) => lazy(cpu, Lazy.LOGIC, a, b, a & b, s);
+const aluXor: AluFn = (cpu, a, b, s) => lazy(cpu, Lazy.LOGIC, a, b, a ^ b, s);
+const aluSub: AluFn = (cpu, a, b, s) => lazy(cpu, Lazy.SUB, a, b, (a - b) & SIZE_MASK[s], s);
+
+const aluAdc: AluFn = (cpu, a, b, s) => {
+  const c = cpu.getCF();
+  const r = (a + b + c) & SIZE_MASK[s];
+  const sign = SIZE_SIGN[s];
+  cpu.setArith(
+    c ? (r >>> 0 <= a >>> 0 ? 1 : 0) : r >>> 0 < a >>> 0 ? 1 : 0,
+    PARITY[r & 0xff] !== 0,
+    ((a ^ b ^ r) & 0x10) !== 0,
+    r === 0,
+    (r & sign) !== 0,
+    ((a ^ r) & (b ^ r) & sign) !== 0,
+  );
+  return r;
+};
+
+const aluSbb: AluFn = (cpu, a, b, s) => {
+  const c = cpu.getCF();
+  const r = (a - b - c) & SIZE_MASK[s];
+  const sign = SIZE_SIGN[s];
+  cpu.setArith(
+    c ? (a >>> 0 <= b >>> 0 ? 1 : 0) : a >>> 0 < b >>> 0 ? 1 : 0,
+    PARITY[r & 0xff] !== 0,
+    ((a ^ b ^ r) & 0x10) !== 0,
+    r === 0,
+    (r & sign) !== 0,
+    ((a ^ b) & (a ^ r) & sign) !== 0,
+  );
+  return r;
+};
+
+/** The ALU operations by ModR/M reg / opcode bits 3-5: ADD OR ADC SBB AND SUB XOR CMP. */
+export const ALU_FNS: readonly AluFn[] = [aluAdd, aluOr, aluAdc, aluSbb, aluAnd, aluSub, aluXor, aluSub];
+
+/** Computes `a kind b` at operand size s, sets the flags, returns the (masked) result. */
+export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): number {
+  return ALU_FNS[kind]!(cpu, a, b, s);
 }
 
 export function incDec(cpu: Cpu, a: number, dec: boolean, s: SizeIdx): number {
@@ -85,67 +81,73 @@ function setLogic(cpu: Cpu, r: number, s: SizeIdx): void {
 
 /** op Eb,Gb / Ev,Gv (00, 01, 08, ...). */
 export function aluEG(kind: number, s: SizeIdx): Handler {
+  const f = ALU_FNS[kind]!;
+  const write = kind !== AluKind.CMP;
   if (s === 2)
     return (cpu) => {
       cpu.decodeModrm();
       if (cpu.isReg) {
-        const r = alu(cpu, kind, cpu.r32[cpu.modRm]!, cpu.r32[cpu.modReg]!, 2);
-        if (kind !== 7) cpu.r32[cpu.modRm] = r;
+        const r = f(cpu, cpu.r32[cpu.modRm]!, cpu.r32[cpu.modReg]!, 2);
+        if (write) cpu.r32[cpu.modRm] = r;
       } else {
-        const r = alu(cpu, kind, cpu.read32(cpu.eaSeg, cpu.ea), cpu.r32[cpu.modReg]!, 2);
-        if (kind !== 7) cpu.write32(cpu.eaSeg, cpu.ea, r);
+        const r = f(cpu, cpu.read32(cpu.eaSeg, cpu.ea), cpu.r32[cpu.modReg]!, 2);
+        if (write) cpu.write32(cpu.eaSeg, cpu.ea, r);
       }
     };
   if (s === 1)
     return (cpu) => {
       cpu.decodeModrm();
-      const r = alu(cpu, kind, cpu.readE16(), cpu.r16[cpu.modReg << 1]!, 1);
-      if (kind !== 7) cpu.writeE16(r);
+      const r = f(cpu, cpu.readE16(), cpu.r16[cpu.modReg << 1]!, 1);
+      if (write) cpu.writeE16(r);
     };
   return (cpu) => {
     cpu.decodeModrm();
-    const r = alu(cpu, kind, cpu.readE8(), cpu.r8[REG8[cpu.modReg]!]!, 0);
-    if (kind !== 7) cpu.writeE8(r);
+    const r = f(cpu, cpu.readE8(), cpu.r8[REG8[cpu.modReg]!]!, 0);
+    if (write) cpu.writeE8(r);
   };
 }
 
 /** op Gb,Eb / Gv,Ev (02, 03, ...). */
 export function aluGE(kind: number, s: SizeIdx): Handler {
+  const f = ALU_FNS[kind]!;
+  const write = kind !== AluKind.CMP;
   if (s === 2)
     return (cpu) => {
       cpu.decodeModrm();
       const b = cpu.isReg ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
-      const r = alu(cpu, kind, cpu.r32[cpu.modReg]!, b, 2);
-      if (kind !== 7) cpu.r32[cpu.modReg] = r;
+      const r = f(cpu, cpu.r32[cpu.modReg]!, b, 2);
+      if (write) cpu.r32[cpu.modReg] = r;
     };
   if (s === 1)
     return (cpu) => {
       cpu.decodeModrm();
-      const r = alu(cpu, kind, cpu.r16[cpu.modReg << 1]!, cpu.readE16(), 1);
-      if (kind !== 7) cpu.r16[cpu.modReg << 1] = r;
+      const r = f(cpu, cpu.r16[cpu.modReg << 1]!, cpu.readE16(), 1);
+      if (write) cpu.r16[cpu.modReg << 1] = r;
     };
   return (cpu) => {
     cpu.decodeModrm();
-    const r = alu(cpu, kind, cpu.r8[REG8[cpu.modReg]!]!, cpu.readE8(), 0);
-    if (kind !== 7) cpu.r8[REG8[cpu.modReg]!] = r;
+    const r = f(cpu, cpu.r8[REG8[cpu.modReg]!]!, cpu.readE8(), 0);
+    if (write) cpu.r8[REG8[cpu.modReg]!] = r;
   };
 }
 
 /** op AL,Ib / eAX,Iz (04, 05, ...). */
 export function aluAI(kind: number, s: SizeIdx): Handler {
+  const f = ALU_FNS[kind]!;
+  const write = kind !== AluKind.CMP;
   if (s === 2)
     return (cpu) => {
-      const r = alu(cpu, kind, cpu.r32[0]!, cpu.fetch32(), 2);
-      if (kind !== 7) cpu.r32[0] = r;
+      const r = f(cpu, cpu.r32[0]!, cpu.fetch32(), 2);
+      if (write) cpu.r32[0] = r;
     };
   if (s === 1)
     return (cpu) => {
-      const r = alu(cpu, kind, cpu.r16[0]!, cpu.fetch16(), 1);
-      if (kind !== 7) cpu.r16[0] = r;
+      const r = f(cpu, cpu.r16[0]!, cpu.fetch16(), 1);
+      if (write) cpu.r16[0] = r;
     };
   return (cpu) => {
-    const r = alu(cpu, kind, cpu.r8[0]!, cpu.fetch8(), 0);
-    if (kind !== 7) cpu.r8[0] = r;
+    const r = f(cpu, cpu.r8[0]!, cpu.fetch8(), 0);
+    if (write) cpu.r8[0] = r;
   };
 }
 

@@ -118,6 +118,10 @@ export class CpuState {
   fetchStart = 0;
   fetchLen = 0;
   fetchAdj = 0;
+  /** The decoder's prefix state must be reset before the next instruction (prefixes seen, CS changed). */
+  decodeDirty = true;
+  /** Work after an instruction: bit 0 = wrap IP to 16 bits, bit 1 = end of a 15-byte-guarded instruction. */
+  postStep = 1;
   /** Something needs a look at the next instruction boundary (interrupts, shadow, trap). */
   slowCheck = true;
   /** CS.D: default operand and address size is 32 bits. */
@@ -246,68 +250,7 @@ export class CpuState {
 
   /** Condition code cc (0-15, the low nibble of Jcc/SETcc/CMOVcc). */
   cond(cc: number): boolean {
-    // Fast paths straight from a lazy SUB (CMP) for the common conditions.
-    if (this.lazyOp === Lazy.SUB) {
-      const a = this.lazyA;
-      const b = this.lazyB;
-      const sh = SIZE_SHIFT[this.lazySize];
-      switch (cc) {
-        case 2:
-          return a >>> 0 < b >>> 0;
-        case 3:
-          return a >>> 0 >= b >>> 0;
-        case 4:
-          return a === b;
-        case 5:
-          return a !== b;
-        case 6:
-          return a >>> 0 <= b >>> 0;
-        case 7:
-          return a >>> 0 > b >>> 0;
-        case 12:
-          return a << sh < b << sh;
-        case 13:
-          return a << sh >= b << sh;
-        case 14:
-          return a << sh <= b << sh;
-        case 15:
-          return a << sh > b << sh;
-      }
-    }
-    switch (cc) {
-      case 0:
-        return this.getOF();
-      case 1:
-        return !this.getOF();
-      case 2:
-        return this.getCF() !== 0;
-      case 3:
-        return this.getCF() === 0;
-      case 4:
-        return this.getZF();
-      case 5:
-        return !this.getZF();
-      case 6:
-        return this.getCF() !== 0 || this.getZF();
-      case 7:
-        return this.getCF() === 0 && !this.getZF();
-      case 8:
-        return this.getSF();
-      case 9:
-        return !this.getSF();
-      case 10:
-        return this.getPF();
-      case 11:
-        return !this.getPF();
-      case 12:
-        return this.getSF() !== this.getOF();
-      case 13:
-        return this.getSF() === this.getOF();
-      case 14:
-        return this.getZF() || this.getSF() !== this.getOF();
-      default:
-        return !this.getZF() && this.getSF() === this.getOF();
-    }
+    return COND[cc]!(this);
   }
 
   // ---- register helpers ---------------------------------------------------------------------
@@ -352,6 +295,50 @@ export class CpuState {
     if (sreg === 1) {
       this.codeBig = big;
       this.fetchLen = 0;
+      this.decodeDirty = true;
+      this.postStep = big ? 0 : 1;
     } else if (sreg === 2) this.stackBig = big;
   }
 }
+
+/** Signed "less than" of the last lazy SUB (CMP) operands, or SF != OF. */
+function less(c: CpuState): boolean {
+  if (c.lazyOp === Lazy.SUB) {
+    const sh = SIZE_SHIFT[c.lazySize];
+    return c.lazyA << sh < c.lazyB << sh;
+  }
+  return c.getSF() !== c.getOF();
+}
+
+function lessEq(c: CpuState): boolean {
+  if (c.lazyOp === Lazy.SUB) {
+    const sh = SIZE_SHIFT[c.lazySize];
+    return c.lazyA << sh <= c.lazyB << sh;
+  }
+  return c.getZF() || c.getSF() !== c.getOF();
+}
+
+function belowEq(c: CpuState): boolean {
+  if (c.lazyOp === Lazy.SUB) return c.lazyA >>> 0 <= c.lazyB >>> 0;
+  return c.getCF() !== 0 || c.getZF();
+}
+
+/** The 16 x86 conditions (O NO B AE E NE BE A S NS P NP L GE LE G), one small function each. */
+export const COND: readonly ((c: CpuState) => boolean)[] = [
+  (c) => c.getOF(),
+  (c) => !c.getOF(),
+  (c) => c.getCF() !== 0,
+  (c) => c.getCF() === 0,
+  (c) => c.getZF(),
+  (c) => !c.getZF(),
+  belowEq,
+  (c) => !belowEq(c),
+  (c) => c.getSF(),
+  (c) => !c.getSF(),
+  (c) => c.getPF(),
+  (c) => !c.getPF(),
+  less,
+  (c) => !less(c),
+  lessEq,
+  (c) => !lessEq(c),
+];

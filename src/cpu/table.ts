@@ -157,7 +157,7 @@ def(0x6c, "INSB", "", stringOp(StrKind.INS, 0));
 def(0x6d, "INS", "", stringOp(StrKind.INS, 1), stringOp(StrKind.INS, 2));
 def(0x6e, "OUTSB", "", stringOp(StrKind.OUTS, 0));
 def(0x6f, "OUTS", "", stringOp(StrKind.OUTS, 1), stringOp(StrKind.OUTS, 2));
-for (let c = 0; c < 16; c++) def(0x70 + c, "Jcc", "Jb", jccShort);
+for (let c = 0; c < 16; c++) def(0x70 + c, "Jcc", "Jb", jccShort(c));
 def(0x80, "GRP1", "Eb,Ib", group1(0, false), group1(0, false), true);
 def(0x81, "GRP1", "Ev,Iz", group1(1, false), group1(2, false), true);
 def(0x82, "GRP1", "Eb,Ib", group1(0, false), group1(0, false), true);
@@ -282,7 +282,7 @@ def(X | 0x34, "SYSENTER", "", protectedOnly(false));
 def(X | 0x35, "SYSEXIT", "", protectedOnly(false));
 for (let c = 0; c < 16; c++) {
   def(X | (0x40 + c), "CMOVcc", "Gv,Ev", cmov(1), cmov(2));
-  def(X | (0x80 + c), "Jcc", "Jz", jccNear);
+  def(X | (0x80 + c), "Jcc", "Jz", jccNear(c));
   def(X | (0x90 + c), "SETcc", "Eb", setcc);
 }
 def(X | 0xa0, "PUSH", "FS", pushSreg(Sreg.FS));
