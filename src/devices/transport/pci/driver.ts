@@ -71,9 +71,13 @@ export class DriverError extends VirtkitError {
 
 /** Records MSI messages: the machine's LAPIC stand-in. */
 export class MsiRecorder implements MsiTarget {
+  /** Messages received (a test may clear this array at any time). */
   readonly messages: { addressLo: number; addressHi: number; data: number }[] = [];
+  /** Messages received since creation, cleared or not. */
+  received = 0;
   sendMsi(addressLo: number, addressHi: number, data: number): void {
     this.messages.push({ addressLo, addressHi, data });
+    this.received++;
   }
 }
 
@@ -432,11 +436,16 @@ export class VirtioPciDriver {
     const queues = new Set<number>();
     let config = false;
     if (this.options.interrupts === "msix") {
-      const msgs = this.options.msi?.messages ?? [];
-      for (; this.msiSeen < msgs.length; this.msiSeen++) {
-        const v = msgs[this.msiSeen]!.data - MSI_DATA_BASE;
-        if (v === 0) config = true;
-        for (const q of this.queues) if (q && q.msixVector === v) queues.add(q.index);
+      const rec = this.options.msi;
+      if (rec) {
+        // The messages that arrived since the last call are the last `fresh` entries.
+        const fresh = Math.min(rec.received - this.msiSeen, rec.messages.length);
+        this.msiSeen = rec.received;
+        for (let i = rec.messages.length - fresh; i < rec.messages.length; i++) {
+          const v = rec.messages[i]!.data - MSI_DATA_BASE;
+          if (v === 0) config = true;
+          for (const q of this.queues) if (q && q.msixVector === v) queues.add(q.index);
+        }
       }
     } else {
       const asserted = this.options.intx ? this.options.intx.level : this.fn.intxAsserted;
