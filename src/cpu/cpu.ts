@@ -334,22 +334,58 @@ export class Cpu extends CpuState {
     return (this.segBase[seg]! + off) | 0;
   }
 
+  // Fast path: a flat read/write segment (base 0, 4 GiB) without paging goes straight to RAM.
   read8(seg: number, off: number): number {
+    if (this.segFlat[seg] !== 0 && this.paging === null) {
+      const p = off >>> 0;
+      if (this.pageKind[p >>> 12] === 0) return this.ramU8[p]!;
+    }
     return this.readLin8(this.linRead(seg, off, 1));
   }
   read16(seg: number, off: number): number {
+    if (this.segFlat[seg] !== 0 && this.paging === null) {
+      const p = off >>> 0;
+      if ((p & 0xfff) !== 0xfff && this.pageKind[p >>> 12] === 0)
+        return this.ramU8[p]! | (this.ramU8[p + 1]! << 8);
+    }
     return this.readLin16(this.linRead(seg, off, 2));
   }
   read32(seg: number, off: number): number {
+    if (this.segFlat[seg] !== 0 && this.paging === null) {
+      const p = off >>> 0;
+      if ((p & 0xfff) <= 0xffc && this.pageKind[p >>> 12] === 0) return this.ramView.getInt32(p, true);
+    }
     return this.readLin32(this.linRead(seg, off, 4));
   }
   write8(seg: number, off: number, v: number): void {
+    if (this.segFlat[seg] !== 0 && this.paging === null) {
+      const p = off >>> 0;
+      if (this.pageKind[p >>> 12] === 0) {
+        this.ramU8[p] = v;
+        return;
+      }
+    }
     this.writeLin8(this.linWrite(seg, off, 1), v);
   }
   write16(seg: number, off: number, v: number): void {
+    if (this.segFlat[seg] !== 0 && this.paging === null) {
+      const p = off >>> 0;
+      if ((p & 0xfff) !== 0xfff && this.pageKind[p >>> 12] === 0) {
+        this.ramU8[p] = v;
+        this.ramU8[p + 1] = v >>> 8;
+        return;
+      }
+    }
     this.writeLin16(this.linWrite(seg, off, 2), v);
   }
   write32(seg: number, off: number, v: number): void {
+    if (this.segFlat[seg] !== 0 && this.paging === null) {
+      const p = off >>> 0;
+      if ((p & 0xfff) <= 0xffc && this.pageKind[p >>> 12] === 0) {
+        this.ramView.setInt32(p, v, true);
+        return;
+      }
+    }
     this.writeLin32(this.linWrite(seg, off, 4), v);
   }
 
@@ -589,6 +625,7 @@ export class Cpu extends CpuState {
     if ((this.cr0 & Cr0.PE) === 0) {
       this.segSel[sreg] = selector;
       this.segBase[sreg] = selector << 4;
+      this.updateFlat(sreg);
       if (sreg === Sreg.CS) this.fetchLen = 0;
       return;
     }

@@ -28,7 +28,10 @@ export function writeCr0(cpu: Cpu, v: number): void {
     } else cpu.paging = null;
     if (((old ^ v) & Cr0.PE) !== 0 && (v & Cr0.PE) === 0) {
       // Back to real mode: the caches keep base/limit, every segment becomes read/write.
-      for (let s = 0; s < 6; s++) cpu.segAccess[s] = 3;
+      for (let s = 0; s < 6; s++) {
+        cpu.segAccess[s] = 3;
+        cpu.updateFlat(s);
+      }
       cpu.cpl = 0;
     }
     cpu.invalidateFetch();

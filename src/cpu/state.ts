@@ -107,6 +107,8 @@ export class CpuState {
   readonly segMax = new Uint32Array(6);
   /** SegAccess bits. */
   readonly segAccess = new Uint8Array(6);
+  /** 1 when the segment is flat: base 0, offsets 0..4 GiB-1, readable and writable (the fast path). */
+  readonly segFlat = new Uint8Array(6);
 
   cr0: number = Cr0.ET;
   cr2 = 0;
@@ -253,6 +255,17 @@ export class CpuState {
     return COND[cc]!(this);
   }
 
+  /** Recomputes `segFlat` after a cache or access change (call after editing the arrays directly). */
+  updateFlat(sreg: number): void {
+    this.segFlat[sreg] =
+      this.segBase[sreg] === 0 &&
+      this.segMin[sreg] === 0 &&
+      this.segMax[sreg] === 0xffff_ffff &&
+      this.segAccess[sreg] === (SegAccess.READ | SegAccess.WRITE)
+        ? 1
+        : 0;
+  }
+
   // ---- register helpers ---------------------------------------------------------------------
 
   getReg(size: SizeIdx, r: number): number {
@@ -292,6 +305,7 @@ export class CpuState {
     if ((this.cr0 & Cr0.PE) === 0 || (this.flags & Flag.VM) !== 0) acc = SegAccess.READ | SegAccess.WRITE;
     if ((attr & 0x80) === 0) acc = 0; // not present / null selector: any access faults
     this.segAccess[sreg] = acc;
+    this.updateFlat(sreg);
     if (sreg === 1) {
       this.codeBig = big;
       this.fetchLen = 0;
