@@ -13,6 +13,8 @@ import type { VirtioDevice } from "./devices/device.js";
 import {
   DriverError,
   type DriverVq,
+  directAccess,
+  type PciAccess,
   GuestAllocator,
   IntxRecorder,
   MsiRecorder,
@@ -26,7 +28,8 @@ export type { DriverQueueLayout, DriverQueueOptions, DriverSegment, UsedBuffer }
 export { DriverQueue, layoutQueue, queueBytes } from "./virtqueue/driver.js";
 export { seededEntropy } from "./devices/rng/entropy.js";
 export type { DriverVq, VirtioPciDriverOptions, VirtioStructure };
-export { DriverError, GuestAllocator, IntxRecorder, MsiRecorder, VirtioPciDriver };
+export { DriverError, directAccess, GuestAllocator, IntxRecorder, MsiRecorder, VirtioPciDriver };
+export type { PciAccess };
 
 export interface PciTestRig {
   memory: GuestMemory;

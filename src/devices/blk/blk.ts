@@ -140,7 +140,11 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
   constructor(options: VirtioBlkOptions) {
     const backend = options.backend;
     this.backend = backend;
-    if (!Number.isSafeInteger(backend.capacity) || backend.capacity < 0 || backend.capacity % SECTOR_SIZE !== 0) {
+    if (
+      !Number.isSafeInteger(backend.capacity) ||
+      backend.capacity < 0 ||
+      backend.capacity % SECTOR_SIZE !== 0
+    ) {
       throw new ConfigError(`virtio-blk backend capacity ${backend.capacity} is not a multiple of 512`);
     }
     const queues = options.queues ?? 1;
@@ -151,9 +155,10 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     this.queueMaxSizes = new Array<number>(queues).fill(queueSize);
     this.queueEpochs = new Array<number>(queues).fill(0);
     const id = options.id ?? "";
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the id is printable ASCII
     if (id.length > VIRTIO_BLK_ID_BYTES || !/^[\x20-\x7e]*$/.test(id)) {
-      throw new ConfigError(`virtio-blk id must be at most 20 printable ASCII characters, got ${JSON.stringify(id)}`);
+      throw new ConfigError(
+        `virtio-blk id must be at most 20 printable ASCII characters, got ${JSON.stringify(id)}`,
+      );
     }
     this.id = new Uint8Array(VIRTIO_BLK_ID_BYTES);
     for (let i = 0; i < id.length; i++) this.id[i] = id.charCodeAt(i);
@@ -247,7 +252,11 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
   readConfig(offset: number, size: 1 | 2 | 4): number {
     if (offset < 0 || offset + size > BLK_CONFIG_SIZE) return 0;
     const c = this.configView;
-    return size === 1 ? c.getUint8(offset) : size === 2 ? c.getUint16(offset, true) : c.getUint32(offset, true);
+    return size === 1
+      ? c.getUint8(offset)
+      : size === 2
+        ? c.getUint16(offset, true)
+        : c.getUint32(offset, true);
   }
 
   writeConfig(offset: number, size: 1 | 2 | 4, value: number): void {
@@ -332,7 +341,10 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     return false;
   }
 
-  private perform(b: BlockBackend, plan: Exclude<BlkPlan, { kind: "fail" }>): MaybePromise<Uint8Array | null> {
+  private perform(
+    b: BlockBackend,
+    plan: Exclude<BlkPlan, { kind: "fail" }>,
+  ): MaybePromise<Uint8Array | null> {
     const wt = this.writeThrough();
     const then = (r: MaybePromise<void>, after: () => MaybePromise<void>): MaybePromise<null> => {
       if (isPromise(r)) return r.then(after).then(() => null);

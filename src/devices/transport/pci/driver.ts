@@ -127,7 +127,40 @@ export interface DriverVq {
   msixVector: number;
 }
 
+/**
+ * How a driver reaches the function: configuration space and BAR-relative accesses. The
+ * default goes straight to the PciFunction (honouring Memory Space Enable as a bus would); a
+ * machine test passes one that goes through ports 0xCF8/0xCFC and the memory bus.
+ */
+export interface PciAccess {
+  configRead(offset: number, size: PciAccessSize): number;
+  configWrite(offset: number, size: PciAccessSize, value: number): void;
+  barRead(bar: number, offset: number, size: PciAccessSize): number;
+  barWrite(bar: number, offset: number, size: PciAccessSize, value: number): void;
+}
+
+/** Direct access to a PciFunction, with no bus. */
+export function directAccess(fn: PciFunction): PciAccess {
+  return {
+    configRead: (o, s) => fn.configRead(o, s),
+    configWrite: (o, s, v) => fn.configWrite(o, s, v),
+    barRead(bar, offset, size) {
+      const b = fn.bar(bar);
+      if (!b || !fn.memorySpaceEnabled || offset + size > b.size)
+        return size === 4 ? 0xffff_ffff : (1 << (8 * size)) - 1;
+      return b.handler.mmioRead(offset, size);
+    },
+    barWrite(bar, offset, size, value) {
+      const b = fn.bar(bar);
+      if (!b || !fn.memorySpaceEnabled || offset + size > b.size) return;
+      b.handler.mmioWrite(offset, size, value);
+    },
+  };
+}
+
 export interface VirtioPciDriverOptions {
+  /** Default: `directAccess(fn)`. */
+  access?: PciAccess;
   /** Interrupt mode: MSI-X (needs `msi`, the recorder the transport sends to) or INTx + ISR. */
   interrupts: "msix" | "intx";
   msi?: MsiRecorder;
@@ -162,6 +195,8 @@ export class VirtioPciDriver {
   readonly pciCfgCapOffset: number;
   readonly msixCapOffset: number;
   readonly queues: DriverVq[] = [];
+  /** How the driver reaches configuration space and the BARs. */
+  readonly access: PciAccess;
   features: U64 = { lo: 0, hi: 0 };
   private readonly options: VirtioPciDriverOptions;
   private msiSeen = 0;
@@ -170,18 +205,20 @@ export class VirtioPciDriver {
     this.fn = fn;
     this.memory = memory;
     this.options = options;
+    const acc: PciAccess = options.access ?? directAccess(fn);
+    this.access = acc;
     const base = options.dmaBase ?? 0x10_0000;
     this.dma = new GuestAllocator(
       memory,
       base,
       base + (options.dmaSize ?? Math.min(memory.size - base, 0x40_0000)),
     );
-    if (fn.configRead(PCI_VENDOR_ID, 2) !== VIRTIO_PCI_VENDOR_ID)
+    if (acc.configRead(PCI_VENDOR_ID, 2) !== VIRTIO_PCI_VENDOR_ID)
       throw new DriverError("not a virtio vendor id");
-    const did = fn.configRead(PCI_DEVICE_ID, 2);
+    const did = acc.configRead(PCI_DEVICE_ID, 2);
     if (did < 0x1040 || did > 0x107f)
       throw new DriverError(`device id 0x${did.toString(16)} is not a modern virtio id`);
-    if (!(fn.configRead(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST)) throw new DriverError("no capability list");
+    if (!(acc.configRead(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST)) throw new DriverError("no capability list");
     let common: VirtioStructure | undefined;
     let notify: VirtioStructure | undefined;
     let isr: VirtioStructure | undefined;
@@ -190,25 +227,25 @@ export class VirtioPciDriver {
     let pciCfg = 0;
     let msix = 0;
     let guard = 0;
-    for (let p = fn.configRead(PCI_CAPABILITY_LIST, 1) & 0xfc; p !== 0 && guard < 48; guard++) {
-      const id = fn.configRead(p, 1);
+    for (let p = acc.configRead(PCI_CAPABILITY_LIST, 1) & 0xfc; p !== 0 && guard < 48; guard++) {
+      const id = acc.configRead(p, 1);
       if (id === PCI_CAP_ID_MSIX) msix = p;
       if (id === PCI_CAP_ID_VNDR) {
-        const type = fn.configRead(p + 3, 1);
-        const bar = fn.configRead(p + 4, 1);
-        const s = { bar, offset: fn.configRead(p + 8, 4), length: fn.configRead(p + 12, 4) };
+        const type = acc.configRead(p + 3, 1);
+        const bar = acc.configRead(p + 4, 1);
+        const s = { bar, offset: acc.configRead(p + 8, 4), length: acc.configRead(p + 12, 4) };
         // "The driver SHOULD use the first instance of each virtio structure type they can support."
         if (bar <= 5) {
           if (type === VIRTIO_PCI_CAP_COMMON_CFG) common ??= s;
           else if (type === VIRTIO_PCI_CAP_NOTIFY_CFG && !notify) {
             notify = s;
-            mult = fn.configRead(p + 16, 4);
+            mult = acc.configRead(p + 16, 4);
           } else if (type === VIRTIO_PCI_CAP_ISR_CFG) isr ??= s;
           else if (type === VIRTIO_PCI_CAP_DEVICE_CFG) device ??= s;
         }
         if (type === VIRTIO_PCI_CAP_PCI_CFG && pciCfg === 0) pciCfg = p;
       }
-      p = fn.configRead(p + 1, 1) & 0xfc;
+      p = acc.configRead(p + 1, 1) & 0xfc;
     }
     if (!common || !notify || !isr) throw new DriverError("missing common, notify or ISR capability");
     this.common = common;
@@ -219,21 +256,17 @@ export class VirtioPciDriver {
     this.pciCfgCapOffset = pciCfg;
     this.msixCapOffset = msix;
     // pci_enable_device + pci_set_master.
-    fn.configWrite(PCI_COMMAND, 2, fn.configRead(PCI_COMMAND, 2) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    acc.configWrite(PCI_COMMAND, 2, acc.configRead(PCI_COMMAND, 2) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
   }
 
   // ---- BAR access --------------------------------------------------------------------------
 
   barRead(bar: number, offset: number, size: PciAccessSize): number {
-    const b = this.fn.bar(bar);
-    if (!b || !this.fn.memorySpaceEnabled) return size === 4 ? 0xffff_ffff : (1 << (8 * size)) - 1;
-    return b.handler.mmioRead(offset, size);
+    return this.access.barRead(bar, offset, size);
   }
 
   barWrite(bar: number, offset: number, size: PciAccessSize, value: number): void {
-    const b = this.fn.bar(bar);
-    if (!b || !this.fn.memorySpaceEnabled) return;
-    b.handler.mmioWrite(offset, size, value);
+    this.access.barWrite(bar, offset, size, value);
   }
 
   readCommon(offset: number, size: PciAccessSize): number {
@@ -335,9 +368,9 @@ export class VirtioPciDriver {
   enableMsix(): void {
     const cap = this.msixCapOffset;
     if (cap === 0) throw new DriverError("no MSI-X capability");
-    const ctrl = this.fn.configRead(cap + PCI_MSIX_FLAGS, 2);
+    const ctrl = this.access.configRead(cap + PCI_MSIX_FLAGS, 2);
     const vectors = (ctrl & 0x7ff) + 1;
-    const tbl = this.fn.configRead(cap + PCI_MSIX_TABLE, 4);
+    const tbl = this.access.configRead(cap + PCI_MSIX_TABLE, 4);
     const bar = tbl & 7;
     const off = tbl & ~7;
     for (let v = 0; v < vectors; v++) {
@@ -346,7 +379,11 @@ export class VirtioPciDriver {
       this.barWrite(bar, off + 16 * v + 8, 4, MSI_DATA_BASE + v);
       this.barWrite(bar, off + 16 * v + 12, 4, 0);
     }
-    this.fn.configWrite(cap + PCI_MSIX_FLAGS, 2, (ctrl & ~PCI_MSIX_FLAGS_MASKALL) | PCI_MSIX_FLAGS_ENABLE);
+    this.access.configWrite(
+      cap + PCI_MSIX_FLAGS,
+      2,
+      (ctrl & ~PCI_MSIX_FLAGS_MASKALL) | PCI_MSIX_FLAGS_ENABLE,
+    );
     this.writeCommon(VIRTIO_PCI_COMMON_MSIX, 2, 0);
     if (this.readCommon(VIRTIO_PCI_COMMON_MSIX, 2) !== 0)
       throw new DriverError("config_msix_vector mapping failed");
