@@ -35,13 +35,7 @@ import { IoBus } from "../src/machine/io-bus.js";
 import { MemoryBus } from "../src/machine/memory-bus.js";
 import { PciBus } from "../src/machine/pci/bus.js";
 import { assignPciResources } from "../src/machine/pci/firmware.js";
-import {
-  createPciTestRig,
-  IntxRecorder,
-  MsiRecorder,
-  type PciAccess,
-  VirtioPciDriver,
-} from "../src/testing.js";
+import { createPciTestRig, MsiRecorder, type PciAccess, VirtioPciDriver } from "../src/testing.js";
 
 /** A small device of our own: 2 queues, 8 bytes of config, echoes every chain with len 0. */
 class EchoDevice implements VirtioDevice<{ notifies: number[] }> {
