@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { VirtkitError } from "../../../common/errors.js";
 import { FlatMemory, RecordingMemory } from "../../../common/memory.js";
 import type { U64 } from "../../../common/u64.js";
 import { u64TestBit } from "../../../common/u64.js";
@@ -278,5 +279,80 @@ describe("VirtioPciTransport under random register traffic", () => {
     const d = new VirtioPciDriver(t, t.memory, { interrupts: "intx" });
     expect(t.memorySpaceEnabled).toBe(true);
     expect(d.numQueues).toBe(2);
+  });
+});
+
+describe("guest errors and host bugs", () => {
+  function rigWith(onNotify: (ctx: DeviceContext) => void) {
+    const dev = new CheckingDevice();
+    dev.onQueueNotify = () => onNotify(dev.ctx!);
+    const msi = new MsiRecorder();
+    const logs: string[] = [];
+    const t = new VirtioPciTransport(dev, {
+      memory: new FlatMemory(1 << 20),
+      msiTarget: msi,
+      log: (m) => logs.push(m),
+    });
+    dev.transport = t;
+    const d = new VirtioPciDriver(t, t.memory, {
+      interrupts: "msix",
+      msi,
+      dmaBase: 0x80000,
+      dmaSize: 0x80000,
+    });
+    return { dev, t, d, logs };
+  }
+
+  it("ctx.fail (an asynchronous backend's report) sets DEVICE_NEEDS_RESET with one config interrupt, logged once", () => {
+    const { dev, t, d, logs } = rigWith(() => {});
+    d.bringUp();
+    dev.ctx!.fail(new VirtkitError("BACKEND", "bad sector number 99"));
+    dev.ctx!.fail(new VirtkitError("BACKEND", "again"));
+    expect(d.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).not.toBe(0);
+    expect(d.takeInterrupts()).toEqual({ queues: [], config: true });
+    expect(t.guestErrors).toBe(2);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/bad sector number 99/);
+    // After DEVICE_NEEDS_RESET no queue interrupt goes out.
+    dev.ctx!.interrupt.signalQueue(0);
+    expect(d.takeInterrupts().queues).toEqual([]);
+  });
+
+  it("an error that is not a VirtkitError is a host bug and is rethrown", () => {
+    const { d } = rigWith(() => {
+      throw new TypeError("bug");
+    });
+    expect(() => d.bringUp()).toThrow(TypeError);
+  });
+
+  it("a PCI function reset (machine reset) resets the device, MSI-X and the configuration space", () => {
+    const { dev, t, d } = rigWith(() => {});
+    d.bringUp();
+    expect(t.msix.enabled).toBe(true);
+    t.reset();
+    expect(dev.ctx).toBeNull();
+    expect(t.status).toBe(0);
+    expect(t.msix.enabled).toBe(false);
+    expect(t.msix.isMasked(0)).toBe(true);
+    expect(t.memorySpaceEnabled).toBe(false);
+  });
+
+  it("MSI-X table, pending bits and queue vectors survive save/restore", () => {
+    const { t, d } = rigWith(() => {});
+    d.bringUp();
+    t.bar(R.MSIX_BAR)!.handler.mmioWrite(R.MSIX_TABLE_OFFSET + 12, 4, 1);
+    t.signalConfig();
+    expect(t.msix.isPending(0)).toBe(true);
+    const snap = JSON.parse(JSON.stringify(t.save()));
+    const dev2 = new CheckingDevice();
+    const msi2 = new MsiRecorder();
+    const t2 = new VirtioPciTransport(dev2, { memory: t.memory, msiTarget: msi2, log: () => {} });
+    dev2.transport = t2;
+    t2.restore(snap);
+    expect(t2.msix.isPending(0)).toBe(true);
+    expect(t2.queueSlot(1)!.msixVector).toBe(2);
+    expect(dev2.activations).toBe(1);
+    t2.bar(R.MSIX_BAR)!.handler.mmioWrite(R.MSIX_TABLE_OFFSET + 12, 4, 0);
+    expect(msi2.messages).toEqual([{ addressLo: 0xfee0_0000, addressHi: 0, data: 0x40 }]);
   });
 });
