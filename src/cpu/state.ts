@@ -196,19 +196,42 @@ export class CpuState {
     return ((this.lazyA ^ this.lazyB ^ this.lazyRes) & 0x10) !== 0;
   }
 
-  /** The full EFLAGS value. */
+  /** The full EFLAGS value (one pass over the lazy state). */
   getEflags(): number {
-    if (this.lazyOp === Lazy.NONE) return this.flags;
-    return (
-      ((this.flags & ~ARITH_FLAGS) |
-        this.getCF() |
-        (this.getPF() ? Flag.PF : 0) |
-        (this.getAF() ? Flag.AF : 0) |
-        (this.getZF() ? Flag.ZF : 0) |
-        (this.getSF() ? Flag.SF : 0) |
-        (this.getOF() ? Flag.OF : 0)) >>>
-      0
-    );
+    const op = this.lazyOp;
+    if (op === Lazy.NONE) return this.flags;
+    const a = this.lazyA;
+    const b = this.lazyB;
+    const r = this.lazyRes;
+    const sign = SIZE_SIGN[this.lazySize];
+    let f =
+      (this.flags & ~ARITH_FLAGS) |
+      PARITY[r & 0xff]! |
+      (r === 0 ? Flag.ZF : 0) |
+      ((r & sign) !== 0 ? Flag.SF : 0);
+    switch (op) {
+      case Lazy.ADD:
+        if (r >>> 0 < a >>> 0) f |= Flag.CF;
+        if (((a ^ r) & (b ^ r) & sign) !== 0) f |= Flag.OF;
+        f |= (a ^ b ^ r) & Flag.AF;
+        break;
+      case Lazy.SUB:
+        if (a >>> 0 < b >>> 0) f |= Flag.CF;
+        if (((a ^ b) & (a ^ r) & sign) !== 0) f |= Flag.OF;
+        f |= (a ^ b ^ r) & Flag.AF;
+        break;
+      case Lazy.INC:
+        f |= this.flags & Flag.CF;
+        if (((a ^ r) & (b ^ r) & sign) !== 0) f |= Flag.OF;
+        f |= (a ^ b ^ r) & Flag.AF;
+        break;
+      case Lazy.DEC:
+        f |= this.flags & Flag.CF;
+        if (((a ^ b) & (a ^ r) & sign) !== 0) f |= Flag.OF;
+        f |= (a ^ b ^ r) & Flag.AF;
+        break;
+    }
+    return f >>> 0;
   }
 
   /** Sets EFLAGS wholesale (no privilege checks: callers such as POPF apply them). */
