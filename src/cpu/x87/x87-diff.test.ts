@@ -207,8 +207,10 @@ function randomMem(op: OpEntry): Uint8Array {
   else if (real64) {
     const k = rint(8);
     const s = rint(2) << 31;
-    if (k === 0) dv.setUint32(4, s >>> 0, true), dv.setUint32(0, 0, true);
-    else if (k === 1) dv.setUint32(4, (s | rint(0x100000)) >>> 0, true);
+    if (k === 0) {
+      dv.setUint32(4, s >>> 0, true);
+      dv.setUint32(0, 0, true);
+    } else if (k === 1) dv.setUint32(4, (s | rint(0x100000)) >>> 0, true);
     else if (k === 2) dv.setUint32(4, (s | 0x7ff00000 | (rint(2) ? rnd() & 0xfffff : 0)) >>> 0, true);
     else if (k === 3) dv.setFloat64(0, (rint(2000) - 1000) / 8, true);
   } else if (
