@@ -151,4 +151,40 @@ describe.skipIf(!toolsPresent)("protected-mode programs (assembled with GNU as)"
     expect([u8(0x44), u8(0x45)]).toEqual([0x93, 0x91]); // accessed bits written back
     expect(u32(0x48) & 0x8000_0011).toBe(0x11); // CR0: PE, ET; PG clear
   });
+
+  it("ring3: IRET to CPL 3, INT 0x80 on the TSS stack, gates, CPL 3 restrictions, call gate with RET 4, SYSENTER/SYSEXIT", () => {
+    const p = build("ring3");
+    const r = execute(p);
+    expectClean(p, r, declaredFaults("ring3"));
+    const u32 = (o: number) => r.ram.readU32(RES + o);
+    const u16 = (o: number) => r.ram.readU16(RES + o);
+    const sym = (n: string) => p.symbols.find((s) => s.name === n)!.addr;
+    expect(u32(0x00)).toBe(sym("sysenter_target"));
+    expect(u16(0x04)).toBe(0x1b);
+    // INT 0x80 from CPL 3: the frame sits on ESP0 (0x70000): EIP CS EFLAGS ESP SS.
+    expect(u32(0x100).toString(16)).toBe((0x70000 - 20).toString(16));
+    expect(u32(0x108)).toBe(0x1b);
+    expect(u32(0x10c) & 0x200).toBe(0x200); // IF was set in ring 3
+    expect(u32(0x110)).toBe(0x60000);
+    expect(u32(0x114)).toBe(0x23);
+    expect(u32(0x118)).toBe(0x08);
+    expect(u32(0x11c) & 0x200).toBe(0); // interrupt gate: IF clear inside
+    expect(u32(0x124) & 0x200).toBe(0x200); // trap gate: IF kept
+    expect(u32(0x08)).toBe(0x60000);
+    expect(u16(0x0c)).toBe(0x23);
+    expect(u32(0x10) & 0x3200).toBe(0x200); // POPF at CPL 3: IOPL stays 0, IF stays 1
+    // Call gate: the parameter is copied to the inner stack, the caller's SS:ESP saved.
+    expect(u32(0x140).toString(16)).toBe((0x70000 - 20).toString(16));
+    expect(u32(0x148)).toBe(0x1b);
+    expect(u32(0x14c)).toBe(0xabcd);
+    expect(u32(0x150)).toBe(u32(0x14) - 4);
+    expect(u32(0x154)).toBe(0x23);
+    expect(u32(0x158)).toBe(0x08);
+    expect(u32(0x18)).toBe(u32(0x14));
+    expect([u16(0x1c), u16(0x1e)]).toEqual([0, 0x23]);
+    // SYSENTER: flat CPL 0 at SYSENTER_CS/ESP/EIP, IF cleared; SYSEXIT: CS+16|3, SS+24|3, ESP = ECX.
+    expect([u16(0x30), u16(0x32), u32(0x34)]).toEqual([0x08, 0x10, 0x68000]);
+    expect(u32(0x38) & 0x200).toBe(0);
+    expect([u16(0x20), u16(0x22), u32(0x24)]).toEqual([0x1b, 0x23, u32(0x18)]);
+  });
 });
