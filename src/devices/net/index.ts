@@ -1,0 +1,13 @@
+export * from "./backend.js";
+export * from "./constants.js";
+export type { RxFilterState } from "./filter.js";
+export { MAC_TABLE_ENTRIES, RxFilter } from "./filter.js";
+export * from "./frame.js";
+export type { HostEndpointOptions } from "./host-endpoint.js";
+export { HostEndpoint } from "./host-endpoint.js";
+export type { NetCounters, VirtioNetOptions, VirtioNetState } from "./net.js";
+export { VirtioNet } from "./net.js";
+export type { PcapRecord, PcapWriterOptions } from "./pcap.js";
+export { capture, LINKTYPE_ETHERNET, PCAP_MAGIC, PcapWriter, parsePcap } from "./pcap.js";
+export type { NetSwitchCounters, NetSwitchOptions } from "./switch.js";
+export { NetSwitch } from "./switch.js";
