@@ -298,7 +298,7 @@ export class Cpu extends CpuState {
     if ((lin & 0xfff) > 0xffc) {
       if (this.paging !== null) {
         this.paging.translate(lin, AccessKind.WRITE);
-        this.paging.translate((lin + 3) | 0, AccessKind.WRITE);
+        this.paging.translate(((lin | 0xfff) + 1) | 0, AccessKind.WRITE); // CR2 = first byte of the second page
       }
       this.writeLin16(lin, v);
       this.writeLin16((lin + 2) | 0, v >>> 16);
