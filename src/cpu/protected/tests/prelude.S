@@ -42,6 +42,18 @@ fi\@:   \insn
 fr\@:
         .endm
 
+# A fault reported at another EIP than the instruction's own (a jump to an absent page).
+        .macro FAULTAT vec, code, eip, cr2, insn:vararg
+        movl $\vec, exp_vec
+        movl $\code, exp_code
+        movl $\eip, exp_eip
+        movl $\cr2, exp_cr2
+        movl $fr\@, resume
+        \insn
+        call nofault
+fr\@:
+        .endm
+
         .macro TRAP vec, insn:vararg
         movl $\vec, exp_vec
         movl $NOCODE, exp_code
