@@ -33,11 +33,26 @@ export const Msr = {
 /** Pentium Pro class: family 6, model 3, stepping 3. */
 export const CPUID_SIGNATURE = 0x0633;
 
+/** The vendor string (leaf 0, EBX EDX ECX): our own, so guests take their generic paths. */
+export const CPUID_VENDOR = "VirtkitX86VM";
+/** The brand string (leaves 0x80000002-0x80000004, 48 bytes, NUL-padded). */
+export const CPUID_BRAND = "Virtkit interpreted x86 (i686 class)";
+
+function packAscii(s: string, bytes: number): Uint32Array {
+  const out = new Uint32Array(bytes / 4);
+  for (let i = 0; i < s.length && i < bytes; i++)
+    out[i >> 2] = out[i >> 2]! | ((s.charCodeAt(i) & 0xff) << (8 * (i & 3)));
+  return out;
+}
+const VENDOR = packAscii(CPUID_VENDOR, 12);
+const BRAND = packAscii(CPUID_BRAND, 48);
+
 export class CpuidUnit {
   /**
-   * CPUID.1:EDX. Default: what the integer core, the x87 unit and the planned protected-mode
-   * and paging units provide (FPU, PSE, TSC, MSR, CX8, SEP, PGE, CMOV). The machine adds APIC
-   * when it has a local APIC.
+   * CPUID.1:EDX. Default: what the integer core, the x87 unit and the protected-mode and
+   * paging units (src/cpu/protected, src/cpu/paging.ts) implement: FPU, PSE, TSC, MSR, CX8,
+   * SEP, PGE, CMOV. Absent: VME (no V86 mode), DE (debug registers hold values only), PAE,
+   * MCE, MTRR, MCA, PAT, MMX, FXSR, SSE. The machine adds APIC when it has a local APIC.
    */
   features: number =
     Feature.FPU |
@@ -78,13 +93,13 @@ export class CpuidUnit {
     switch (leaf >>> 0) {
       case 0:
         out[0] = 2;
-        out[1] = 0x756e_6547; // "Genu"
-        out[3] = 0x4965_6e69; // "ineI"
-        out[2] = 0x6c65_746e; // "ntel"
+        out[1] = VENDOR[0]!;
+        out[3] = VENDOR[1]!;
+        out[2] = VENDOR[2]!;
         return;
       case 1:
         out[0] = CPUID_SIGNATURE;
-        out[1] = 0;
+        out[1] = 0; // brand index 0, no CLFLUSH, one logical processor, APIC ID 0
         out[2] = 0;
         out[3] = this.features;
         return;
@@ -94,9 +109,23 @@ export class CpuidUnit {
         out[1] = out[2] = out[3] = 0;
         return;
       case 0x8000_0000:
-        out[0] = 0x8000_0000;
+        out[0] = 0x8000_0004;
+        out[1] = VENDOR[0]!;
+        out[3] = VENDOR[1]!;
+        out[2] = VENDOR[2]!;
+        return;
+      case 0x8000_0001:
+        // Extended signature; no extended features (no NX, no long mode, no SYSCALL).
+        out[0] = CPUID_SIGNATURE;
         out[1] = out[2] = out[3] = 0;
         return;
+      case 0x8000_0002:
+      case 0x8000_0003:
+      case 0x8000_0004: {
+        const k = ((leaf >>> 0) - 0x8000_0002) * 4;
+        for (let i = 0; i < 4; i++) out[i] = BRAND[k + i]!;
+        return;
+      }
       default:
         // Intel: an unsupported leaf returns the highest basic leaf's data.
         this.query(2, out);

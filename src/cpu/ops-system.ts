@@ -44,8 +44,11 @@ export function writeCr3(cpu: Cpu, v: number): void {
   cpu.invalidateFetch();
 }
 
-/** CR4 bits an i686 has: VME PVI TSD DE PSE PAE MCE PGE PCE. */
-const CR4_VALID = 0x1ff;
+/**
+ * CR4 bits this CPU implements: TSD DE PSE PGE. VME, PVI, PAE, MCE and PCE are not reported in
+ * CPUID, so setting them is #GP(0) as on a processor without them.
+ */
+const CR4_VALID = 0x9c;
 
 export function writeCr4(cpu: Cpu, v: number): void {
   if ((v & ~CR4_VALID) !== 0) cpu.gp0();
