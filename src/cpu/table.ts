@@ -270,7 +270,9 @@ def(X | 0x06, "CLTS", "", clts);
 def(X | 0x08, "INVD", "", invd);
 def(X | 0x09, "WBINVD", "", invd);
 def(X | 0x0b, "UD2", "", ud);
-def(X | 0x1f, "NOP", "Ev", nopEv);
+// 0F 0D and 0F 18-1F: the P6 reserved/hint NOPs (NOP Ev).
+def(X | 0x0d, "NOP", "Ev", nopEv);
+for (let op = 0x18; op <= 0x1f; op++) def(X | op, "NOP", "Ev", nopEv);
 def(X | 0x20, "MOV", "Rd,Cd", movCr(false));
 def(X | 0x21, "MOV", "Rd,Dd", movDr(false));
 def(X | 0x22, "MOV", "Cd,Rd", movCr(true));
