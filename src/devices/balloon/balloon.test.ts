@@ -15,7 +15,7 @@ const PAGES = MEM / 4096;
 /** Pages the test driver never uses for rings or buffers: free to give to the balloon. */
 const FREE_FIRST = 512;
 
-export function balloonRig(
+function balloonRig(
   options: VirtioBalloonOptions = {},
   accept: number[] = [
     VIRTIO_F_EVENT_IDX,
