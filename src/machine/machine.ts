@@ -9,7 +9,9 @@ import { ConfigError } from "../common/errors.js";
 import { FlatMemory } from "../common/memory.js";
 import { Cpu } from "../cpu/cpu.js";
 import { Sreg } from "../cpu/state.js";
-import { Fpu } from "../cpu/x87/fpu.js";
+import type { VirtioDevice } from "../devices/device.js";
+import { VirtioPciTransport } from "../devices/transport/pci/transport.js";
+import { attachProtectedMode } from "../cpu/protected/index.js";
 import { type BootSegment, type BootState, loadLinux } from "./boot/linux.js";
 import { PcChipset } from "./chipset/pc-chipset.js";
 import type { Pic } from "./chipset/pic.js";
@@ -72,7 +74,12 @@ export interface MachineConfig {
   wallClock?: () => number;
   /** A monotonic host clock in ms (default performance.now). */
   hostClock?: () => number;
-  /** PCI functions to put on the bus (slots from 2 up, in order). */
+  /**
+   * Virtio devices (built-in or user-written, anything implementing `VirtioDevice`), each on
+   * its own virtio-PCI function from slot 2 up, in order, with INTx (the machine has no LAPIC).
+   */
+  devices?: readonly VirtioDevice[];
+  /** Other PCI functions to put on the bus, in the slots after the virtio devices. */
   pciFunctions?: readonly PciFunction[];
   /** Diagnostics from the platform (BAR conflicts and the like). */
   log?: (message: string) => void;
@@ -92,6 +99,8 @@ export class Machine {
   readonly uart: Uart;
   readonly platform: PcPlatform;
   readonly pci: PciBus;
+  /** The virtio-PCI functions of `config.devices`, in order. */
+  readonly transports: VirtioPciTransport[] = [];
   readonly cpu: Cpu;
   readonly boot: BootState;
   readonly clockMode: ClockMode;
@@ -135,6 +144,11 @@ export class Machine {
     });
     this.pci = this.platform.bus;
     let slot = 2;
+    for (const device of config.devices ?? []) {
+      const fn = new VirtioPciTransport(device, { memory: this.ram, log: config.log, name: device.name });
+      this.transports.push(fn);
+      this.pci.add(fn, slot++);
+    }
     for (const fn of config.pciFunctions ?? []) this.pci.add(fn, slot++);
 
     this.cpu = new Cpu({
@@ -143,8 +157,7 @@ export class Machine {
       interrupts: this.pic,
       clockNs: () => this.timers.now(),
     });
-    this.cpu.fpu = new Fpu(this.cpu.fpuHost());
-    this.cpu.fpu.reset();
+    attachProtectedMode(this.cpu);
 
     const fw = this.platform.firmware({ acpi: config.acpi !== false });
     this.boot = loadLinux(this.ram, {
