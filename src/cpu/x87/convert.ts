@@ -66,11 +66,32 @@ function loadReal(bits: bigint, L: RealLayout, ctx: Ctx, quietSNaN: boolean): F8
  * is kept so the operation applies the NaN rules). A denormal raises DE.
  */
 export function loadF32(bits: number, ctx: Ctx, quietSNaN: boolean): F80 {
+  const exp = (bits >>> 23) & 0xff;
+  if (exp !== 0 && exp !== 0xff) {
+    // Normal: exact without BigInt.
+    return f80(((bits >>> 31) << 15) | (exp - 127 + 16383), 0x80000000 | ((bits & 0x7fffff) << 8), 0);
+  }
   return loadReal(BigInt(bits >>> 0), R32, ctx, quietSNaN);
 }
 
 export function loadF64(lo: number, hi: number, ctx: Ctx, quietSNaN: boolean): F80 {
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp !== 0 && exp !== 0x7ff) {
+    return f80(
+      ((hi >>> 31) << 15) | (exp - 1023 + 16383),
+      0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21),
+      lo << 11,
+    );
+  }
   return loadReal((BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0), R64, ctx, quietSNaN);
+}
+
+/** Round-up decision for a discarded part that is above (1), at (0) or below (-1) half an ulp. */
+function incFor(rc: number, sign: number, cmpHalf: number, odd: boolean): boolean {
+  if (rc === 0) return cmpHalf > 0 || (cmpHalf === 0 && odd);
+  if (rc === 1) return sign === 1;
+  if (rc === 2) return sign === 0;
+  return false;
 }
 
 /**
@@ -136,14 +157,68 @@ function packReal(signBit: bigint, r: bigint, k: number, L: RealLayout): bigint 
 
 /** FST m32: the 32-bit pattern, or null (nothing stored). */
 export function storeF32(a: F80, ctx: Ctx): number | null {
+  const exp = a.se & 0x7fff;
+  if (exp !== 0 && exp !== 0x7fff && a.hi & 0x80000000) {
+    // Normal source and (checked below) normal result: round without BigInt.
+    const sign = a.se >>> 15;
+    let s24 = a.hi >>> 8;
+    const r8 = a.hi & 0xff;
+    let e = exp;
+    const inexact = r8 !== 0 || a.lo !== 0;
+    const inc =
+      inexact &&
+      incFor(rcOf(ctx), sign, r8 > 0x80 ? 1 : r8 < 0x80 ? -1 : a.lo !== 0 ? 1 : 0, (s24 & 1) === 1);
+    if (inc && ++s24 === 0x1000000) {
+      s24 = 0x800000;
+      e++;
+    }
+    const biased = e - 16383 + 127;
+    if (biased >= 1 && biased <= 254) {
+      if (inexact) ctx.flags |= Flag.PE | (inc ? Flag.C1 : 0);
+      return ((sign << 31) | (biased << 23) | (s24 & 0x7fffff)) >>> 0;
+    }
+  }
   const b = storeReal(a, R32, ctx);
   return b === null ? null : Number(b);
 }
 
 /** FST m64: [lo, hi], or null (nothing stored). */
 export function storeF64(a: F80, ctx: Ctx): [number, number] | null {
+  const exp = a.se & 0x7fff;
+  if (exp !== 0 && exp !== 0x7fff && a.hi & 0x80000000) {
+    // 53-bit significand = fhi × 2^21 + flo; 11 bits discarded.
+    const sign = a.se >>> 15;
+    let fhi = a.hi >>> 0;
+    let flo = a.lo >>> 11;
+    const rem = a.lo & 0x7ff;
+    let e = exp;
+    const inc = rem !== 0 && incFor(rcOf(ctx), sign, rem > 0x400 ? 1 : rem < 0x400 ? -1 : 0, (flo & 1) === 1);
+    if (inc && ++flo === 0x200000) {
+      flo = 0;
+      fhi = (fhi + 1) >>> 0;
+      if (fhi === 0) {
+        fhi = 0x80000000;
+        e++;
+      }
+    }
+    const biased = e - 16383 + 1023;
+    if (biased >= 1 && biased <= 2046) {
+      if (rem !== 0) ctx.flags |= Flag.PE | (inc ? Flag.C1 : 0);
+      const hi = ((sign << 31) | (biased << 20) | ((fhi & 0x7fffffff) >>> 11)) >>> 0;
+      return [(((fhi & 0x7ff) << 21) | flo) >>> 0, hi];
+    }
+  }
   const b = storeReal(a, R64, ctx);
   return b === null ? null : [Number(b & 0xffffffffn), Number(b >> 32n)];
+}
+
+/** FILD m16/m32 (exact, no BigInt). */
+export function loadInt32(n: number): F80 {
+  if (n === 0) return zero(0);
+  const sign = n < 0 ? 1 : 0;
+  const mag = (sign ? -n : n) >>> 0;
+  const z = Math.clz32(mag);
+  return f80((sign << 15) | (16383 + 31 - z), mag << z, 0);
 }
 
 /** Integer loads (exact). */
@@ -158,6 +233,27 @@ export function loadInt(n: bigint): F80 {
  * unsupported: IE and the integer indefinite (-2^(bits-1)).
  */
 export function storeInt(a: F80, bits: number, ctx: Ctx): bigint {
+  const ex = (a.se & 0x7fff) - 16383;
+  if (ex >= 0 && ex <= 30 && a.hi & 0x80000000) {
+    // 1 <= |a| < 2^31: the integer part and the discarded bits from the u32 halves.
+    const sign = a.se >>> 15;
+    const sh = 31 - ex; // 1..31 bits of hi below the integer part
+    const hi = a.hi >>> 0;
+    const unit = 2 ** sh;
+    let q = Math.floor(hi / unit);
+    const frac = hi % unit;
+    const half = unit / 2;
+    const inexact = frac !== 0 || a.lo !== 0;
+    const cmp = frac > half ? 1 : frac < half ? -1 : a.lo !== 0 ? 1 : 0;
+    const inc = inexact && incFor(rcOf(ctx), sign, cmp, (q & 1) === 1);
+    if (inc) q++;
+    const n = sign ? -q : q;
+    const lim = 2 ** (bits - 1);
+    if (n >= -lim && n < lim) {
+      if (inexact) ctx.flags |= Flag.PE | (inc ? Flag.C1 : 0);
+      return BigInt(n);
+    }
+  }
   const k = classify(a.se, a.hi, a.lo);
   const indefinite = -(1n << BigInt(bits - 1));
   if (k === Kind.Zero) return 0n;

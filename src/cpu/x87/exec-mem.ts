@@ -4,7 +4,17 @@
  * before the state changes, and the state changes only after all writes succeeded.
  */
 import { Cmp, compare, Flag } from "./arith.js";
-import { loadBcd, loadF32, loadF64, loadInt, storeBcd, storeF32, storeF64, storeInt } from "./convert.js";
+import {
+  loadBcd,
+  loadF32,
+  loadF64,
+  loadInt,
+  loadInt32,
+  storeBcd,
+  storeF32,
+  storeF64,
+  storeInt,
+} from "./convert.js";
 import { decodeEnv, encodeEnv, envSize, type FpuEnv } from "./env.js";
 import { type F80, f80, INDEFINITE } from "./float80.js";
 import { type FpuCore, STACK_UNDERFLOW, SW_TOP_MASK } from "./core.js";
@@ -22,7 +32,7 @@ export function execMem(fpu: FpuCore, op: number, reg: number, lin: number, info
     case 2: {
       const n = h.readU32(lin) | 0;
       fpu.begin();
-      arithMem(fpu, reg, loadInt(BigInt(n)));
+      arithMem(fpu, reg, loadInt32(n));
       return 1;
     }
     case 4: {
@@ -35,7 +45,7 @@ export function execMem(fpu: FpuCore, op: number, reg: number, lin: number, info
     case 6: {
       const n = (h.readU16(lin) << 16) >> 16;
       fpu.begin();
-      arithMem(fpu, reg, loadInt(BigInt(n)));
+      arithMem(fpu, reg, loadInt32(n));
       return 1;
     }
     case 1:
@@ -81,7 +91,7 @@ export function execMem(fpu: FpuCore, op: number, reg: number, lin: number, info
         case 0: {
           const n = h.readU32(lin) | 0;
           fpu.begin();
-          fpu.load(loadInt(BigInt(n)));
+          fpu.load(loadInt32(n));
           return 1;
         }
         case 2:
@@ -156,7 +166,7 @@ export function execMem(fpu: FpuCore, op: number, reg: number, lin: number, info
         case 0: {
           const n = (h.readU16(lin) << 16) >> 16;
           fpu.begin();
-          fpu.load(loadInt(BigInt(n)));
+          fpu.load(loadInt32(n));
           return 1;
         }
         case 2:

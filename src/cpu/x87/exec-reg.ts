@@ -33,6 +33,14 @@ import {
   SW_ES_B,
 } from "./core.js";
 
+/** FLDL2T, FLDL2E, FLDPI, FLDLG2, FLDLN2 rounded with each rounding control (index c * 4 + rc). */
+const ROUNDED_CONSTANTS: readonly F80[] = CONSTANTS.flatMap(([m, e]) =>
+  [0, 1, 2, 3].map((rc) => {
+    const rr = roundToFormat(0, m, e, EXT64, rc);
+    return packExt(0, rr.r, rr.k);
+  }),
+);
+
 /** Register forms. Returns 0 invalid, 1 executed, 2 control instruction. */
 export function execReg(fpu: FpuCore, op: number, reg: number, i: number): number {
   switch (op) {
@@ -237,11 +245,7 @@ function execD9(fpu: FpuCore, reg: number, i: number): number {
       fpu.begin();
       if (i === 0) fpu.load(fromNumber(1));
       else if (i === 6) fpu.load(fromNumber(0));
-      else {
-        const [m, e] = CONSTANTS[i - 1]!;
-        const rr = roundToFormat(0, m, e, EXT64, (fpu.cw >>> 10) & 3);
-        fpu.load(packExt(0, rr.r, rr.k));
-      }
+      else fpu.load(ROUNDED_CONSTANTS[(i - 1) * 4 + ((fpu.cw >>> 10) & 3)]!);
       return 1;
     }
     case 6:

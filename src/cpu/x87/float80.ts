@@ -85,10 +85,18 @@ export function sigOf(v: F80): bigint {
 
 /** Number of significant bits of a positive BigInt (0 for 0). */
 export function bitLength(m: bigint): number {
-  if (m === 0n) return 0;
-  const s = m.toString(16);
-  const top = Number.parseInt(s[0]!, 16);
-  return (s.length - 1) * 4 + (32 - Math.clz32(top));
+  let n = 0;
+  while (m >= 0x10000000000000000n) {
+    if (m >= 1n << 1024n) {
+      m >>= 1024n;
+      n += 1024;
+    } else {
+      m >>= 64n;
+      n += 64;
+    }
+  }
+  const hi = Number(m >> 32n);
+  return hi !== 0 ? n + 64 - Math.clz32(hi) : n + 32 - Math.clz32(Number(m));
 }
 
 /**
@@ -251,8 +259,21 @@ export function exactFromNumber(x: number): Exact {
   return { sign, m: BigInt(a), e };
 }
 
+const scratch = new DataView(new ArrayBuffer(8));
+
 /** Converts a JS number exactly to F80 (doubles always fit). */
 export function fromNumber(x: number): F80 {
+  scratch.setFloat64(0, x);
+  const hi = scratch.getUint32(0);
+  const exp = (hi >>> 20) & 0x7ff;
+  if (exp !== 0 && exp !== 0x7ff) {
+    const lo = scratch.getUint32(4);
+    return f80(
+      ((hi >>> 31) << 15) | (exp - 1023 + 16383),
+      0x80000000 | ((hi & 0xfffff) << 11) | (lo >>> 21),
+      lo << 11,
+    );
+  }
   if (Number.isNaN(x)) return f80(0xffff, 0xc0000000, 0);
   if (x === 0) return zero(Object.is(x, -0) ? 1 : 0);
   if (!Number.isFinite(x)) return infinity(x < 0 ? 1 : 0);
