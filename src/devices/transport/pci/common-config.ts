@@ -1,5 +1,7 @@
 import { VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_F_RING_RESET } from "../../device.js";
 import {
+  VIRTIO_PCI_COMMON_ADM_Q_IDX,
+  VIRTIO_PCI_COMMON_ADM_Q_NUM,
   VIRTIO_PCI_COMMON_CFGGENERATION,
   VIRTIO_PCI_COMMON_DF,
   VIRTIO_PCI_COMMON_DFSELECT,
@@ -48,6 +50,9 @@ const FIELD_WIDTH = new Map<number, number>([
   [VIRTIO_PCI_COMMON_Q_USEDHI, 4],
   [VIRTIO_PCI_COMMON_Q_NDATA, 2],
   [VIRTIO_PCI_COMMON_Q_RESET, 2],
+  // VIRTIO_F_ADMIN_VQ is not offered: no administration virtqueues (both read 0).
+  [VIRTIO_PCI_COMMON_ADM_Q_IDX, 2],
+  [VIRTIO_PCI_COMMON_ADM_Q_NUM, 2],
 ]);
 
 /**
@@ -80,6 +85,10 @@ export function commonRead(t: VirtioPciTransport, offset: number, size: number):
       return t.configGeneration;
     case VIRTIO_PCI_COMMON_Q_SELECT:
       return t.queueSelect;
+    case VIRTIO_PCI_COMMON_ADM_Q_IDX:
+      return t.numQueues;
+    case VIRTIO_PCI_COMMON_ADM_Q_NUM:
+      return 0;
   }
   // Queue fields of a queue_select that names no queue read 0 ("queue_size 0: unavailable").
   if (!slot) return 0;

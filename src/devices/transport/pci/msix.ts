@@ -48,6 +48,7 @@ export class MsixController {
     tableOffset: number,
     pbaOffset: number,
     target?: MsiTarget,
+    onControlChange?: () => void,
   ) {
     if (!Number.isInteger(vectors) || vectors < 1 || vectors > 2048) {
       throw new ConfigError(`MSI-X vector count must be 1..2048, got ${vectors}`);
@@ -69,7 +70,12 @@ export class MsixController {
     writable[1] = (PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) >>> 8;
     this.capOffset = fn.addCapability(PCI_CAP_ID_MSIX, body, {
       writable,
-      hooks: { write: () => this.deliverPending() },
+      hooks: {
+        write: () => {
+          onControlChange?.();
+          this.deliverPending();
+        },
+      },
     });
     this.resetTable();
   }

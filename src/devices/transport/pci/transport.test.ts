@@ -356,3 +356,29 @@ describe("guest errors and host bugs", () => {
     expect(msi2.messages).toEqual([{ addressLo: 0xfee0_0000, addressHi: 0, data: 0x40 }]);
   });
 });
+
+describe("INTx and MSI-X", () => {
+  it("enabling MSI-X lowers an INTx that was raised before; disabling it raises it again while the ISR holds bits", () => {
+    const dev = new CheckingDevice();
+    const intx = new IntxRecorder();
+    const t = new VirtioPciTransport(dev, { memory: new FlatMemory(1 << 20), log: () => {} });
+    dev.transport = t;
+    t.connectIntx(intx);
+    const d = new VirtioPciDriver(t, t.memory, {
+      interrupts: "intx",
+      intx,
+      dmaBase: 0x80000,
+      dmaSize: 0x80000,
+    });
+    d.bringUp();
+    t.signalConfig();
+    expect(intx.level).toBe(true);
+    d.enableMsix();
+    expect(intx.level).toBe(false);
+    const cap = d.msixCapOffset;
+    t.configWrite(cap + 2, 2, t.configRead(cap + 2, 2) & ~0x8000);
+    expect(intx.level).toBe(true);
+    expect(d.barRead(0, R.ISR_OFFSET, 1)).toBe(R.VIRTIO_PCI_ISR_CONFIG);
+    expect(intx.level).toBe(false);
+  });
+});

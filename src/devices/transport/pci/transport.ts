@@ -192,6 +192,8 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
         mmioWrite: (o, s, v) => this.msix.mmioWrite(o, s, v),
       },
     });
+    // With MSI-X enabled the function does not assert INTx (PCI 3.0 section 6.8.3.3): the line
+    // follows the ISR only while MSI-X is off.
     this.msix = new MsixController(
       this,
       vectors,
@@ -199,6 +201,7 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
       MSIX_TABLE_OFFSET,
       MSIX_PBA_OFFSET,
       options.msiTarget,
+      () => this.setIntx(!this.msix.enabled && this.isr !== 0),
     );
     this.addVirtioCap(VIRTIO_PCI_CAP_COMMON_CFG, COMMON_CFG_OFFSET, VIRTIO_PCI_COMMON_CFG_SIZE);
     this.addVirtioCap(VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFFSET, Math.max(2, n * NOTIFY_OFF_MULTIPLIER), [
