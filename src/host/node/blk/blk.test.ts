@@ -209,7 +209,7 @@ describe("CowDisk", () => {
             }
             r.blk.kick(0);
             for (let i = 0; i < 5000 && r.blk.pending(0) > 0; i++) {
-              r.blk.collect(0).forEach((c) => expect(c.status).toBe(VIRTIO_BLK_S_OK));
+              for (const c of r.blk.collect(0)) expect(c.status).toBe(VIRTIO_BLK_S_OK);
               await new Promise<void>((res) => (i < 100 ? setImmediate(res) : setTimeout(res, 1)));
             }
             expect(r.blk.pending(0)).toBe(0);
