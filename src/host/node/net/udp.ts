@@ -109,8 +109,7 @@ export class UdpBackend implements NetBackend {
     }
     this.counters.received++;
     const rx = this.rx;
-    if (!rx || !rx.deliver(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), null))
-      this.counters.dropped++;
+    if (!rx?.deliver(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), null)) this.counters.dropped++;
   }
 
   close(): Promise<void> {
