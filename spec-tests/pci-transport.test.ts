@@ -22,9 +22,7 @@ import {
   PCI_CAP_ID_MSIX,
   PCI_CAP_ID_VNDR,
   PCI_CAPABILITY_LIST,
-  PCI_COMMAND,
   PCI_MSIX_FLAGS,
-  PCI_MSIX_FLAGS_MASKALL,
   PCI_STATUS,
   PCI_STATUS_INTERRUPT,
 } from "../src/pci/regs.js";
@@ -204,18 +202,6 @@ describe("4.1.3.1 PCI Device Layout", () => {
     expect(d.readCommon(R.VIRTIO_PCI_COMMON_Q_USEDLO, 4)).toBe(0x5000);
     expect(d.readCommon(R.VIRTIO_PCI_COMMON_Q_USEDHI, 4)).toBe(0);
   });
-
-  it("accesses of the wrong width or where no field is are ignored (reads 0) and counted, never thrown", () => {
-    const { t, d } = rig();
-    const before = t.ignoredAccesses;
-    expect(d.readCommon(R.VIRTIO_PCI_COMMON_STATUS, 4)).toBe(0);
-    d.writeCommon(R.VIRTIO_PCI_COMMON_Q_SELECT, 4, 1);
-    expect(d.readCommon(R.VIRTIO_PCI_COMMON_Q_SELECT, 2)).toBe(0);
-    expect(d.readCommon(1, 1)).toBe(0);
-    expect(d.barRead(0, 0x0f00, 4)).toBe(0);
-    d.barWrite(0, R.ISR_OFFSET, 4, 0);
-    expect(t.ignoredAccesses).toBe(before + 5);
-  });
 });
 
 describe("4.1.4.1 Virtio Structure PCI Capabilities", () => {
@@ -360,29 +346,6 @@ describe("4.1.4.3.1 Common configuration structure layout", () => {
     d.writeCommon(R.VIRTIO_PCI_COMMON_Q_SIZE, 2, 8);
     expect(d.readCommon(R.VIRTIO_PCI_COMMON_Q_SIZE, 2)).toBe(8);
   });
-
-  it("read-only fields ignore writes: device_feature, num_queues, config_generation, queue_notify_off, queue_notif_config_data", () => {
-    const { d } = rig();
-    const before = [
-      d.readCommon(R.VIRTIO_PCI_COMMON_DF, 4),
-      d.readCommon(R.VIRTIO_PCI_COMMON_NUMQ, 2),
-      d.readCommon(R.VIRTIO_PCI_COMMON_CFGGENERATION, 1),
-      d.readCommon(R.VIRTIO_PCI_COMMON_Q_NOFF, 2),
-      d.readCommon(R.VIRTIO_PCI_COMMON_Q_NDATA, 2),
-    ];
-    d.writeCommon(R.VIRTIO_PCI_COMMON_DF, 4, 0xffffffff);
-    d.writeCommon(R.VIRTIO_PCI_COMMON_NUMQ, 2, 9);
-    d.writeCommon(R.VIRTIO_PCI_COMMON_CFGGENERATION, 1, 9);
-    d.writeCommon(R.VIRTIO_PCI_COMMON_Q_NOFF, 2, 9);
-    d.writeCommon(R.VIRTIO_PCI_COMMON_Q_NDATA, 2, 9);
-    expect([
-      d.readCommon(R.VIRTIO_PCI_COMMON_DF, 4),
-      d.readCommon(R.VIRTIO_PCI_COMMON_NUMQ, 2),
-      d.readCommon(R.VIRTIO_PCI_COMMON_CFGGENERATION, 1),
-      d.readCommon(R.VIRTIO_PCI_COMMON_Q_NOFF, 2),
-      d.readCommon(R.VIRTIO_PCI_COMMON_Q_NDATA, 2),
-    ]).toEqual(before);
-  });
 });
 
 describe("4.1.4.4.1 Notification capability", () => {
@@ -427,18 +390,6 @@ describe("4.1.4.5.1 ISR status capability", () => {
     expect(r.intx.level).toBe(true);
     expect(r.d.takeInterrupts()).toEqual({ queues: [], config: true });
     expect(r.intx.level).toBe(false);
-  });
-
-  it("INTx follows the command register's Interrupt Disable (standard PCI rules)", () => {
-    const r = rig("intx");
-    r.d.bringUp();
-    r.t.configWrite(PCI_COMMAND, 2, r.t.configRead(PCI_COMMAND, 2) | 0x400);
-    addBuffer(r, 0);
-    r.d.notify(0);
-    expect(r.intx.level).toBe(false);
-    expect(r.t.peekIsr()).toBe(1);
-    r.t.configWrite(PCI_COMMAND, 2, r.t.configRead(PCI_COMMAND, 2) & ~0x400);
-    expect(r.intx.level).toBe(true);
   });
 });
 
@@ -531,33 +482,6 @@ describe("4.1.5.3.1 / 4.1.5.4.1 interrupts with MSI-X", () => {
     r.dev.change(3);
     expect(r.msi.messages).toEqual([]);
     expect(r.intx.raised).toBe(0);
-  });
-
-  it("a masked vector sets its pending bit and fires when unmasked; the function mask holds every vector", () => {
-    const r = rig();
-    r.d.bringUp();
-    // Mask vector 1 (queue 0).
-    r.d.barWrite(R.MSIX_BAR, R.MSIX_TABLE_OFFSET + 16 + 12, 4, 1);
-    addBuffer(r, 0);
-    r.d.notify(0);
-    expect(r.msi.messages).toHaveLength(0);
-    expect(r.d.barRead(R.MSIX_BAR, R.MSIX_PBA_OFFSET, 4)).toBe(0b10);
-    r.d.barWrite(R.MSIX_BAR, R.MSIX_TABLE_OFFSET + 16 + 12, 4, 0);
-    expect(r.msi.messages).toEqual([{ addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 }]);
-    expect(r.d.barRead(R.MSIX_BAR, R.MSIX_PBA_OFFSET, 4)).toBe(0);
-    // Function mask.
-    let p = r.t.configRead(PCI_CAPABILITY_LIST, 1);
-    while (r.t.configRead(p, 1) !== PCI_CAP_ID_MSIX) p = r.t.configRead(p + 1, 1);
-    const ctrl = r.t.configRead(p + PCI_MSIX_FLAGS, 2);
-    r.t.configWrite(p + PCI_MSIX_FLAGS, 2, ctrl | PCI_MSIX_FLAGS_MASKALL);
-    r.dev.change(1);
-    expect(r.msi.messages).toHaveLength(1);
-    expect(r.d.barRead(R.MSIX_BAR, R.MSIX_PBA_OFFSET, 4)).toBe(0b01);
-    r.t.configWrite(p + PCI_MSIX_FLAGS, 2, ctrl);
-    expect(r.msi.messages.at(-1)!.data).toBe(0x40);
-    // The PBA is read-only.
-    r.d.barWrite(R.MSIX_BAR, R.MSIX_PBA_OFFSET, 4, 0xff);
-    expect(r.d.barRead(R.MSIX_BAR, R.MSIX_PBA_OFFSET, 4)).toBe(0);
   });
 });
 
@@ -701,26 +625,5 @@ describe("3.1 queues are configurable only before DRIVER_OK", () => {
     expect(d.readCommon(R.VIRTIO_PCI_COMMON_Q_DESCLO, 4)).toBe(desc);
     expect(d.readCommon(R.VIRTIO_PCI_COMMON_Q_SIZE, 2)).toBe(64);
     expect(t.queue(0)!.desc).toBe(desc);
-  });
-});
-
-describe("save and restore", () => {
-  it("a running transport round-trips through JSON and keeps working", () => {
-    const r = rig();
-    r.d.bringUp();
-    addBuffer(r, 0);
-    r.d.notify(0);
-    const snap = JSON.parse(JSON.stringify(r.t.save()));
-    const dev2 = new EchoDevice();
-    const r2 = createPciTestRig(dev2, { memory: r.memory });
-    r2.transport.restore(snap);
-    expect(r2.driver.status).toBe(r.d.status);
-    expect(r2.transport.queue(0)!.nextUsedIdx).toBe(1);
-    expect(dev2.notifies).toEqual([0, 1, 0]);
-    // The old driver's queue state lives in guest memory and in `r.d`; drive the restored device with it.
-    r.d.queues[0]!.queue.getUsed();
-    r.d.queues[0]!.queue.add([{ addr: r.d.dma.alloc(8), len: 8, write: true }]);
-    r2.transport.notify(0);
-    expect(r.d.queues[0]!.queue.getUsed()).not.toBeNull();
   });
 });

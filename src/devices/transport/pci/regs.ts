@@ -63,6 +63,17 @@ export const VIRTIO_PCI_VENDOR_ID = 0x1af4;
 export const VIRTIO_PCI_DEVICE_ID_BASE = 0x1040;
 export const VIRTIO_PCI_SUBSYSTEM_ID_MODERN = 0x0040;
 
+/** PCI class codes by virtio device ID (what QEMU presents); others are 0x00ff00 (unclassified). */
+export const VIRTIO_PCI_CLASS_BY_DEVICE: Readonly<Record<number, number>> = {
+  1: 0x02_00_00, // network controller, ethernet
+  2: 0x01_00_00, // mass storage, SCSI
+  3: 0x07_80_00, // communication, other
+  4: 0x00_ff_00, // unclassified
+  5: 0x00_ff_00,
+  8: 0x01_00_00,
+  9: 0x02_80_00,
+};
+
 /**
  * Where this transport puts its structures. BAR 0 (32-bit memory, 16 KiB) holds the virtio
  * structures, one 4 KiB page each; BAR 1 (32-bit memory, 4 KiB) holds the MSI-X table and PBA.

@@ -4,7 +4,7 @@ import type { U64 } from "../../../common/u64.js";
 import { u64TestBit } from "../../../common/u64.js";
 import { PciFunction, type PciFunctionState } from "../../../pci/function.js";
 import type { MsiTarget } from "../../../pci/msi.js";
-import { PCI_CAP_ID_VNDR, PciInterruptPin } from "../../../pci/regs.js";
+import { PciInterruptPin } from "../../../pci/regs.js";
 import type { PciAccessSize } from "../../../pci/types.js";
 import { QueueConfig, type QueueConfigState } from "../../../virtqueue/config.js";
 import { VirtQueue, type VirtQueueState } from "../../../virtqueue/queue.js";
@@ -20,6 +20,7 @@ import {
   type VirtioDevice,
   type VirtioInterrupt,
 } from "../../device.js";
+import { addPciCfgCap, addVirtioCap } from "./caps.js";
 import { commonRead, commonWrite } from "./common-config.js";
 import { MsixController, type MsixState } from "./msix.js";
 import {
@@ -40,8 +41,8 @@ import {
   VIRTIO_PCI_CAP_DEVICE_CFG,
   VIRTIO_PCI_CAP_ISR_CFG,
   VIRTIO_PCI_CAP_NOTIFY_CFG,
-  VIRTIO_PCI_CAP_PCI_CFG,
   VIRTIO_PCI_COMMON_CFG_SIZE,
+  VIRTIO_PCI_CLASS_BY_DEVICE,
   VIRTIO_PCI_DEVICE_ID_BASE,
   VIRTIO_PCI_ISR_CONFIG,
   VIRTIO_PCI_ISR_QUEUE,
@@ -49,17 +50,6 @@ import {
   VIRTIO_PCI_VENDOR_ID,
 } from "./regs.js";
 import { nextStatus, type StatusEnv } from "./status.js";
-
-/** PCI class codes per virtio device type (what QEMU presents). */
-const CLASS_BY_DEVICE: Record<number, number> = {
-  1: 0x02_00_00, // network controller, ethernet
-  2: 0x01_00_00, // mass storage, SCSI
-  3: 0x07_80_00, // communication, other
-  4: 0x00_ff_00, // unclassified
-  5: 0x00_ff_00,
-  8: 0x01_00_00,
-  9: 0x02_80_00,
-};
 
 export interface VirtioPciOptions {
   /** Guest memory the queues live in. */
@@ -147,7 +137,7 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
     super({
       vendorId: VIRTIO_PCI_VENDOR_ID,
       deviceId: VIRTIO_PCI_DEVICE_ID_BASE + device.deviceId,
-      classCode: CLASS_BY_DEVICE[device.deviceId] ?? 0x00_ff_00,
+      classCode: VIRTIO_PCI_CLASS_BY_DEVICE[device.deviceId] ?? 0x00_ff_00,
       revision: 1,
       subsystemVendorId: VIRTIO_PCI_VENDOR_ID,
       subsystemId: VIRTIO_PCI_SUBSYSTEM_ID_MODERN,
@@ -203,86 +193,21 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
       options.msiTarget,
       () => this.setIntx(!this.msix.enabled && this.isr !== 0),
     );
-    this.addVirtioCap(VIRTIO_PCI_CAP_COMMON_CFG, COMMON_CFG_OFFSET, VIRTIO_PCI_COMMON_CFG_SIZE);
-    this.addVirtioCap(VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFFSET, Math.max(2, n * NOTIFY_OFF_MULTIPLIER), [
-      NOTIFY_OFF_MULTIPLIER,
-    ]);
-    this.addVirtioCap(VIRTIO_PCI_CAP_ISR_CFG, ISR_OFFSET, 1);
-    if (device.configSize > 0)
-      this.addVirtioCap(VIRTIO_PCI_CAP_DEVICE_CFG, DEVICE_CFG_OFFSET, device.configSize);
-    this.addPciCfgCap();
+    addVirtioCap(this, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_BAR, COMMON_CFG_OFFSET, VIRTIO_PCI_COMMON_CFG_SIZE);
+    addVirtioCap(
+      this,
+      VIRTIO_PCI_CAP_NOTIFY_CFG,
+      VIRTIO_BAR,
+      NOTIFY_OFFSET,
+      Math.max(2, n * NOTIFY_OFF_MULTIPLIER),
+      [NOTIFY_OFF_MULTIPLIER],
+    );
+    addVirtioCap(this, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_BAR, ISR_OFFSET, 1);
+    if (device.configSize > 0) {
+      addVirtioCap(this, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_BAR, DEVICE_CFG_OFFSET, device.configSize);
+    }
+    addPciCfgCap(this, () => this.ignoredAccesses++);
     device.attach?.({ configChanged: () => this.configChanged() });
-  }
-
-  /** A struct virtio_pci_cap (plus extra 32-bit words) in configuration space. */
-  private addVirtioCap(cfgType: number, offset: number, length: number, extra: number[] = []): number {
-    const body = new Uint8Array(14 + 4 * extra.length);
-    const dv = new DataView(body.buffer);
-    body[0] = 16 + 4 * extra.length; // cap_len
-    body[1] = cfgType;
-    body[2] = VIRTIO_BAR;
-    dv.setUint32(6, offset, true);
-    dv.setUint32(10, length, true);
-    extra.forEach((x, i) => {
-      dv.setUint32(14 + 4 * i, x, true);
-    });
-    return this.addCapability(PCI_CAP_ID_VNDR, body);
-  }
-
-  /** The VIRTIO_PCI_CAP_PCI_CFG window: bar, offset, length and pci_cfg_data writable. */
-  private addPciCfgCap(): void {
-    const body = new Uint8Array(18);
-    body[0] = 20;
-    body[1] = VIRTIO_PCI_CAP_PCI_CFG;
-    const writable = new Uint8Array(18);
-    writable[2] = 0xff; // bar
-    writable.fill(0xff, 6, 18); // offset, length, pci_cfg_data
-    let capOffset = 0;
-    const window = () => {
-      const bar = this.getU8(capOffset + 4);
-      const off = this.getU32(capOffset + 8);
-      const len = this.getU32(capOffset + 12);
-      return { bar, off, len };
-    };
-    capOffset = this.addCapability(PCI_CAP_ID_VNDR, body, {
-      writable,
-      hooks: {
-        read: (rel, size) => {
-          if (rel < 16) return undefined;
-          const { bar, off, len } = window();
-          const v = this.windowRead(bar, off, len);
-          if (v === null) return undefined;
-          this.setU32(capOffset + 16, v);
-          return rel === 16 && size === 4 ? v : undefined;
-        },
-        write: (rel) => {
-          if (rel < 16) return;
-          const { bar, off, len } = window();
-          this.windowWrite(bar, off, len, this.getU32(capOffset + 16));
-        },
-      },
-    });
-  }
-
-  private windowRead(bar: number, off: number, len: number): number | null {
-    if (!(len === 1 || len === 2 || len === 4) || off % len !== 0) return null;
-    const b = this.bar(bar);
-    if (!b || off + len > b.size) return null;
-    const v = b.handler.mmioRead(off, len);
-    return len === 4 ? v >>> 0 : v & (len === 1 ? 0xff : 0xffff);
-  }
-
-  private windowWrite(bar: number, off: number, len: number, value: number): void {
-    if (!(len === 1 || len === 2 || len === 4) || off % len !== 0) {
-      this.ignoredAccesses++;
-      return;
-    }
-    const b = this.bar(bar);
-    if (!b || off + len > b.size) {
-      this.ignoredAccesses++;
-      return;
-    }
-    b.handler.mmioWrite(off, len, len === 4 ? value >>> 0 : value & (len === 1 ? 0xff : 0xffff));
   }
 
   // ---- BAR 0 -------------------------------------------------------------------------------
