@@ -111,3 +111,19 @@ describe("virtio-PCI registers", () => {
     expect(dev2.bytesDelivered).toBe(16);
   });
 });
+
+describe("Bus Master Enable", () => {
+  it("while it is off the device does not process queues; a notify after it is back on does", () => {
+    const r = rig();
+    r.d.bringUp();
+    r.t.configWrite(PCI_COMMAND, 2, r.t.configRead(PCI_COMMAND, 2) & ~0x4);
+    addBuffer(r);
+    const ignored = r.t.ignoredNotifies;
+    r.d.notify(0);
+    expect(r.t.ignoredNotifies).toBe(ignored + 1);
+    expect(r.d.queues[0]!.queue.hasUsed()).toBe(false);
+    r.t.configWrite(PCI_COMMAND, 2, r.t.configRead(PCI_COMMAND, 2) | 0x4);
+    r.d.notify(0);
+    expect(r.d.queues[0]!.queue.getUsed()).not.toBeNull();
+  });
+});

@@ -226,6 +226,7 @@ describe("VirtioPciTransport under random register traffic", () => {
             // A correct bring-up first, so the random traffic also hits a live device.
             const w = (off: number, size: 1 | 2 | 4, value: number) =>
               t.bar(R.VIRTIO_BAR)!.handler.mmioWrite(R.COMMON_CFG_OFFSET + off, size, value);
+            t.configWrite(PCI_COMMAND, 2, 0x6); // memory space + bus master, as a driver's probe does
             w(R.VIRTIO_PCI_COMMON_STATUS, 1, 1);
             w(R.VIRTIO_PCI_COMMON_STATUS, 1, 3);
             step(t, { n: 1, q: 0, v: 1 << 16 });

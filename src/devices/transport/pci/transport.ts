@@ -403,9 +403,14 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
     for (let i = 0; i < this.slots.length; i++) if (this.running[i]) this.notify(i);
   }
 
-  /** An available buffer notification for queue `q`. */
+  /**
+   * An available buffer notification for queue `q`. Ignored (counted) before DRIVER_OK, after
+   * DEVICE_NEEDS_RESET, for a queue that is not running, and while Bus Master Enable is off.
+   */
   notify(q: number): void {
     if (
+      // Bus Master Enable off: the function may not touch guest memory (PCI 3.0 section 6.2.2).
+      !this.busMasterEnabled ||
       !(this.status & VIRTIO_CONFIG_S_DRIVER_OK) ||
       this.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET ||
       this.ctx === null ||
