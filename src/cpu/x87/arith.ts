@@ -5,6 +5,7 @@
  * once by `finishExt` with the control word's rounding and precision control, so results,
  * the precision/underflow/overflow flags and the C1 round-up indicator are bit-exact.
  */
+import { fastAdd, fastMul } from "./fast.js";
 import {
   bitLength,
   classify,
@@ -171,6 +172,8 @@ export function precheck1(a: F80, ka: Kind, ctx: Ctx): F80 | null {
 
 /** a + b, or a - b when `subtract`. */
 export function add(a: F80, b: F80, subtract: boolean, ctx: Ctx): F80 {
+  const fast = ctx.memDenormal === null ? fastAdd(a, b, subtract, ctx) : null;
+  if (fast) return fast;
   const ka = kindOf(a);
   const kb = kindOf(b);
   const pre = precheck2(a, ka, b, kb, ctx);
@@ -221,6 +224,8 @@ export function add(a: F80, b: F80, subtract: boolean, ctx: Ctx): F80 {
 }
 
 export function mul(a: F80, b: F80, ctx: Ctx): F80 {
+  const fast = ctx.memDenormal === null ? fastMul(a, b, ctx) : null;
+  if (fast) return fast;
   const ka = kindOf(a);
   const kb = kindOf(b);
   const pre = precheck2(a, ka, b, kb, ctx);
