@@ -589,6 +589,16 @@ describe("2.2.2 Device Requirements: Feature Bits", () => {
     expect(d.status & VIRTIO_CONFIG_S_FEATURES_OK).not.toBe(0);
   });
 
+  it("FEATURES_OK is refused when the driver leaves out a bit the device requires", () => {
+    const dev = new EchoDevice();
+    Object.assign(dev, { requiredFeatures: { lo: 1 << 3, hi: 0 } });
+    const { driver: d } = createPciTestRig(dev);
+    expect(() => d.init([])).toThrow(/refused FEATURES_OK/);
+    expect(d.status & VIRTIO_CONFIG_S_FEATURES_OK).toBe(0);
+    d.init([3]);
+    expect(d.status & VIRTIO_CONFIG_S_FEATURES_OK).not.toBe(0);
+  });
+
   it('3.1.1: "The driver MUST NOT accept new feature bits after this step." — writes after FEATURES_OK are ignored', () => {
     const { d } = rig();
     d.init([]);

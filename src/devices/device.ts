@@ -104,6 +104,11 @@ export interface VirtioDevice<S = unknown> {
    * features it implements).
    */
   readonly features: U64;
+  /**
+   * Offered bits the driver must accept: FEATURES_OK is refused without them (the transport
+   * always requires VIRTIO_F_VERSION_1). Default: none.
+   */
+  readonly requiredFeatures?: U64;
   /** Maximum size of each queue (powers of two up to 32768); the length is the queue count. */
   readonly queueMaxSizes: readonly number[];
   /** Bytes of device-specific configuration (0 when the device type has none). */

@@ -326,6 +326,10 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
       return "driver accepted features the device did not offer";
     }
     if (!u64TestBit(acc, VIRTIO_F_VERSION_1)) return "driver did not accept VIRTIO_F_VERSION_1";
+    const req = this.device.requiredFeatures;
+    if (req && ((req.lo & ~acc.lo) >>> 0 !== 0 || (req.hi & ~acc.hi) >>> 0 !== 0)) {
+      return "driver left out features the device requires";
+    }
     return null;
   }
 
