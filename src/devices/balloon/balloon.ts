@@ -238,6 +238,7 @@ export class VirtioBalloon implements VirtioDevice<VirtioBalloonState> {
 
   /** `actual` and `poison_val` are the driver's to write (any width, merged bytewise); the rest is read-only. */
   writeConfig(offset: number, size: 1 | 2 | 4, value: number): void {
+    const before = this.actualPages;
     for (let i = 0; i < size; i++) {
       const o = offset + i;
       const byte = (value >>> (8 * i)) & 0xff;
@@ -249,9 +250,7 @@ export class VirtioBalloon implements VirtioDevice<VirtioBalloonState> {
         this.poisonVal = ((this.poisonVal & ~(0xff << sh)) | (byte << sh)) >>> 0;
       }
     }
-    if (offset < VIRTIO_BALLOON_CFG_ACTUAL + 4 && offset + size > VIRTIO_BALLOON_CFG_ACTUAL) {
-      this.emit({ type: "actual", pages: this.actualPages });
-    }
+    if (this.actualPages !== before) this.emit({ type: "actual", pages: this.actualPages });
   }
 
   activate(ctx: DeviceContext): void {
@@ -283,9 +282,15 @@ export class VirtioBalloon implements VirtioDevice<VirtioBalloonState> {
     if (!a) return;
     const vq = a.ctx.queues[queue];
     if (!vq) return;
-    if (queue === 0 || queue === 1) this.drainPfns(a, vq, queue);
-    else if (queue === a.statsQueue) this.drainStats(a, vq, queue);
-    else if (queue === a.reportingQueue) this.drainReports(a, vq, queue);
+    try {
+      if (queue === 0 || queue === 1) this.drainPfns(a, vq, queue);
+      else if (queue === a.statsQueue) this.drainStats(a, vq, queue);
+      else if (queue === a.reportingQueue) this.drainReports(a, vq, queue);
+    } catch (e) {
+      // The transport sets DEVICE_NEEDS_RESET: nothing more until the driver resets the device.
+      this.active = null;
+      throw e;
+    }
   }
 
   // ---- inflate / deflate -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from "../device.js";
-import { createCable } from "./backend.js";
+import { bridge, createCable } from "./backend.js";
 import {
   VIRTIO_NET_CTRL_MQ,
   VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
@@ -14,9 +14,11 @@ import {
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_OK,
 } from "./constants.js";
-import { completeChecksum, parseMac } from "./frame.js";
+import { NetDriver } from "./driver.js";
+import { completeChecksum, NetError, parseMac } from "./frame.js";
 import { HostEndpoint } from "./host-endpoint.js";
 import { ALL_NET_FEATURES, createNetRig } from "./net-test-rig.js";
+import { VirtioNet } from "./net.js";
 import { capture, PcapWriter, parsePcap } from "./pcap.js";
 import { NetSwitch } from "./switch.js";
 import { buildIpv4Frame, ipv4ChecksumsValid } from "./test-frames.js";
@@ -328,5 +330,80 @@ describe("virtio-net state", () => {
     });
     expect(a.net.ctrlQueue).toBe(-1);
     expect(a.pci.features.lo & (1 << VIRTIO_NET_F_CTRL_VQ)).toBe(0);
+  });
+});
+
+describe("virtio-net guest errors", () => {
+  it("after a guest error the NIC takes no frames until the driver resets it, then works again", () => {
+    const { a, b } = pair({ mrg: false, csum: false });
+    b.net.send(1, new Uint8Array(0), { header: new Uint8Array(4), split: [4] });
+    expect(b.transport.status & 64).toBe(64);
+    const f = buildIpv4Frame({ dst: MAC_B, src: MAC_A, proto: "udp", payload: new Uint8Array(20) }).full;
+    a.net.send(1, f);
+    expect(b.device.counters.rxDroppedNotReady).toBe(1);
+    b.pci.init(features({ mrg: false, csum: false }));
+    const again = new NetDriver(b.pci, { queueSize: 64 });
+    again.postRx(0, [2048]);
+    again.kick(0);
+    a.net.send(1, f);
+    expect(again.receive(0)!.frame).toEqual(f);
+  });
+
+  it("with MRG_RXBUF a receive buffer smaller than the header is a guest error", () => {
+    const { a, b } = pair({ mrg: true, csum: false });
+    b.net.postRx(0, [8]);
+    b.net.kick(0);
+    a.net.send(1, buildIpv4Frame({ dst: MAC_B, src: MAC_A, proto: "udp", payload: new Uint8Array(2) }).full);
+    expect(b.transport.status & 64).toBe(64);
+    expect(b.transport.lastError?.message).toMatch(/at least the 12-byte header/);
+  });
+
+  it("a control buffer without class, command and ack is a guest error", () => {
+    const sw = new NetSwitch();
+    const a = createNetRig(sw.port(), { mac: MAC_A });
+    const ctrl = a.pci.queues[a.net.ctrlQueue]!.queue;
+    const addr = a.pci.dma.alloc(16);
+    ctrl.add([{ addr, len: 2, write: false }]);
+    a.pci.notify(a.net.ctrlQueue);
+    expect(a.transport.status & 64).toBe(64);
+    expect(a.transport.lastError?.message).toMatch(/ack byte/);
+  });
+});
+
+describe("backends", () => {
+  it("withheld features are not offered", () => {
+    const d = new VirtioNet({ withhold: [VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_CTRL_VQ] });
+    expect(d.features.lo & (1 << VIRTIO_NET_F_MRG_RXBUF)).toBe(0);
+    expect(d.queueMaxSizes.length).toBe(2);
+    expect(() => new VirtioNet({ mac: "52:54:00:zz:00:00" })).toThrow(NetError);
+  });
+
+  it("switches bridged in a loop drop a flooded frame once forwarding nests too deep, without overflowing", () => {
+    const s1 = new NetSwitch();
+    const s2 = new NetSwitch();
+    bridge(s1.port(), s2.port());
+    bridge(s1.port(), s2.port());
+    const h = new HostEndpoint().connect(s1.port());
+    const other = new HostEndpoint().connect(s2.port());
+    const bcast = new Uint8Array(60).fill(0xff);
+    bcast.set(MAC_A, 6);
+    h.send(bcast);
+    expect(s1.counters.loops + s2.counters.loops).toBeGreaterThan(0);
+    expect(other.received).toBeGreaterThan(0);
+  });
+
+  it("the switch forgets the oldest address past its table size", () => {
+    const sw = new NetSwitch({ maxMacEntries: 4 });
+    const h = new HostEndpoint().connect(sw.port("h"));
+    new HostEndpoint().connect(sw.port("x"));
+    for (let i = 0; i < 6; i++) {
+      const f = new Uint8Array(60);
+      f.set(MAC_B, 0);
+      f.set([2, 0, 0, 0, 0, i], 6);
+      h.send(f);
+    }
+    expect(sw.learned).toBe(4);
+    expect(sw.lookup(Uint8Array.of(2, 0, 0, 0, 0, 0))).toBeUndefined();
+    expect(sw.lookup(Uint8Array.of(2, 0, 0, 0, 0, 5))).toBe("h");
   });
 });

@@ -203,7 +203,8 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   private readonly sink: FrameSink;
   private readonly txBuf: Uint8Array;
   private readonly rxBuf: Uint8Array;
-  private readonly hdr = new Uint8Array(VIRTIO_NET_HDR_SIZE);
+  private readonly txHdr = new Uint8Array(VIRTIO_NET_HDR_SIZE);
+  private readonly rxHdr = new Uint8Array(VIRTIO_NET_HDR_SIZE);
   private readonly txCsum: PartialChecksum = { start: 0, offset: 0 };
   /** Flow hash bucket -> queue pair a flow was last sent on. */
   private readonly steering = new Int16Array(256).fill(-1);
@@ -362,10 +363,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   }
 
   reset(): void {
-    this.active = null;
-    this.epoch++;
-    this.txPending.clear();
-    this.txScheduled = false;
+    this.stop();
     this.pairs = 1;
     this.macAddr = this.permanentMac.slice();
     this.announcePending = false;
@@ -376,13 +374,32 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   onQueueNotify(queue: number): void {
     const a = this.active;
     if (!a) return;
-    if (queue === a.ctrlQueue) {
-      this.processCtrl(a, queue);
-      return;
+    try {
+      if (queue === a.ctrlQueue) {
+        this.processCtrl(a, queue);
+        return;
+      }
+      // Receive queues: frames that arrive with no buffer are dropped, so a refill has nothing to wait for.
+      if (queue % 2 === 0 || queue >= 2 * a.pairsExist) return;
+      if (this.processTx(a, queue)) this.deferTx(queue);
+    } catch (e) {
+      // The transport sets DEVICE_NEEDS_RESET: stop until the driver resets the device.
+      this.stop();
+      throw e;
     }
-    // Receive queues: frames that arrive with no buffer are dropped, so a refill has nothing to wait for.
-    if (queue % 2 === 0 || queue >= 2 * a.pairsExist) return;
-    if (this.processTx(a, queue)) this.deferTx(queue);
+  }
+
+  /** After a guest error: no more transmit turns, frames from the network dropped. */
+  private stop(): void {
+    this.active = null;
+    this.epoch++;
+    this.txPending.clear();
+    this.txScheduled = false;
+  }
+
+  private fail(a: Active, e: unknown): void {
+    this.stop();
+    a.ctx.fail(e instanceof Error ? e : new Error(String(e)));
   }
 
   onQueueReset(queue: number): void {
@@ -439,7 +456,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
         try {
           if (this.processTx(a, q)) this.txPending.add(q);
         } catch (e) {
-          a.ctx.fail(e instanceof Error ? e : new Error(String(e)));
+          this.fail(a, e);
           return;
         }
       }
@@ -458,8 +475,8 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
         `transmit buffer (head ${chain.head}) has ${r.remaining} readable bytes, less than the ${VIRTIO_NET_HDR_SIZE}-byte virtio_net_hdr`,
       );
     }
-    r.readInto(this.hdr);
-    const h = this.hdr;
+    r.readInto(this.txHdr);
+    const h = this.txHdr;
     const flags = h[0]!;
     const gsoType = h[1]!;
     const len = r.remaining;
@@ -519,7 +536,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
       return false;
     }
     let data = frame;
-    const h = this.hdr;
+    const h = this.rxHdr;
     h.fill(0);
     if (csum !== null) {
       if (a.guestCsum) {
@@ -558,7 +575,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
         return false;
       }
     } catch (e) {
-      if (e instanceof Error) a.ctx.fail(e);
+      this.fail(a, e);
       return false;
     }
     c.rxFrames++;
