@@ -6,9 +6,10 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { VirtkitError } from "../../common/errors.js";
 import { FlatMemory } from "../../common/memory.js";
 import { f80, toNumber } from "./float80.js";
-import { Fpu, type FpuHost, type FpuInstrInfo } from "./fpu.js";
+import { Fpu, type FpuHost, type FpuInstrInfo, type FpuState } from "./fpu.js";
 
 class Fault extends Error {}
 
@@ -459,6 +460,25 @@ describe("state and round trips", () => {
     u.fpu.restore(s);
     expect(u.fpu.save()).toEqual(t.fpu.save());
     expect(fstp64(u)).toBe(-3.75);
+  });
+
+  it("restore() refuses a malformed state with a typed error and changes nothing", () => {
+    const t = setup();
+    fld64(t, 2);
+    const good = t.fpu.save();
+    const before = JSON.stringify(good);
+    const bad: unknown[] = [
+      { ...good, cw: 0x10000 },
+      { ...good, sw: -1 },
+      { ...good, regs: good.regs.slice(0, 7) },
+      { ...good, regs: [...good.regs.slice(0, 7), { se: 0, hi: 1.5, lo: 0 }] },
+      { ...good, fop: 0x800 },
+      null,
+    ];
+    for (const s of bad) {
+      expect(() => t.fpu.restore(s as FpuState)).toThrow(VirtkitError);
+      expect(JSON.stringify(t.fpu.save())).toBe(before);
+    }
   });
 
   it("FLD m80 / FSTP m80 keep every bit pattern", () => {

@@ -11,6 +11,7 @@
  * state changes, and the FPU state is changed only after every memory write has succeeded,
  * so an instruction that faults on its memory operand can be restarted.
  */
+import { VirtkitError } from "../../common/errors.js";
 import { FpuCore, SW_TOP_MASK } from "./core.js";
 import { execMem } from "./exec-mem.js";
 import { execReg } from "./exec-reg.js";
@@ -142,7 +143,9 @@ export class Fpu {
     };
   }
 
+  /** Restores a state from save(); a malformed state throws a VirtkitError naming the field. */
   restore(s: FpuState): void {
+    validateState(s);
     for (let r = 0; r < 8; r++) {
       const v = s.regs[r]!;
       this.core.se[r] = v.se;
@@ -159,4 +162,36 @@ export class Fpu {
     this.core.fdp = s.fdp >>> 0;
     this.core.fds = s.fds & 0xffff;
   }
+}
+
+function checkInt(value: unknown, max: number, what: string): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new VirtkitError(
+      "FPU_STATE",
+      `FPU state: ${what} must be an integer from 0 to ${max}, got ${String(value)}`,
+    );
+  }
+}
+
+/** Checks every field before anything is restored (no partial restore). */
+function validateState(s: FpuState): void {
+  if (typeof s !== "object" || s === null) throw new VirtkitError("FPU_STATE", "FPU state: not an object");
+  checkInt(s.cw, 0xffff, "cw");
+  checkInt(s.sw, 0xffff, "sw");
+  checkInt(s.tw, 0xffff, "tw");
+  checkInt(s.fip, 0xffffffff, "fip");
+  checkInt(s.fcs, 0xffff, "fcs");
+  checkInt(s.fop, 0x7ff, "fop");
+  checkInt(s.fdp, 0xffffffff, "fdp");
+  checkInt(s.fds, 0xffff, "fds");
+  if (!Array.isArray(s.regs) || s.regs.length !== 8) {
+    throw new VirtkitError("FPU_STATE", "FPU state: regs must be an array of 8 registers");
+  }
+  s.regs.forEach((v, r) => {
+    if (typeof v !== "object" || v === null)
+      throw new VirtkitError("FPU_STATE", `FPU state: regs[${r}] is not an object`);
+    checkInt(v.se, 0xffff, `regs[${r}].se`);
+    checkInt(v.hi, 0xffffffff, `regs[${r}].hi`);
+    checkInt(v.lo, 0xffffffff, `regs[${r}].lo`);
+  });
 }
