@@ -62,12 +62,14 @@ export interface NetRigOptions extends VirtioNetOptions {
   memorySize?: number;
   queueSize?: number;
   slotSize?: number;
+  /** Use the device's default scheduler (the event loop) instead of the manual `deferred` list. */
+  defaultSchedule?: boolean;
 }
 
 export function createNetRig(backend: NetBackend | undefined, options: NetRigOptions = {}): NetRig {
   const deferred: (() => void)[] = [];
   const device = new VirtioNet({
-    schedule: (fn) => deferred.push(fn),
+    ...(options.defaultSchedule ? {} : { schedule: (fn: () => void) => deferred.push(fn) }),
     ...options,
     ...(backend ? { backend } : {}),
   });

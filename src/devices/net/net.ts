@@ -74,8 +74,9 @@ export interface VirtioNetOptions {
   /** Most transmit buffers taken from one queue per turn (default 128). */
   txBudget?: number;
   /**
-   * How the device comes back to a transmit queue whose turn ended with buffers left (default
-   * setTimeout 0): the machine's scheduler, or a test's manual stepper.
+   * How the device comes back to a transmit queue whose turn ended with buffers left (default:
+   * the next event loop turn, setImmediate or setTimeout 0): the machine's scheduler, or a
+   * test's manual stepper.
    */
   schedule?: (fn: () => void) => void;
   /** Feature bits not to offer (for instance VIRTIO_NET_F_MRG_RXBUF to test without it). */
@@ -150,6 +151,16 @@ const zeroCounters = (): NetCounters => ({
   ctrlCommands: 0,
   ctrlErrors: 0,
 });
+
+/**
+ * The next turn of the host's event loop: setImmediate where there is one (Node: after pending
+ * I/O, without the 1 ms floor of timers), else setTimeout 0 (browsers).
+ */
+function defaultSchedule(fn: () => void): void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  if (g.setImmediate) g.setImmediate(fn);
+  else globalThis.setTimeout(fn, 0);
+}
 
 /** What was negotiated, resolved once at activation. */
 interface Active {
@@ -237,7 +248,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     if (!(Number.isInteger(this.txBudget) && this.txBudget >= 1)) {
       throw new NetError("BAD_OPTION", `txBudget must be a positive integer, got ${options.txBudget}`);
     }
-    this.schedule = options.schedule ?? ((fn) => globalThis.setTimeout(fn, 0));
+    this.schedule = options.schedule ?? defaultSchedule;
     const withhold = new Set(options.withhold ?? []);
     const offered = DEFAULT_OFFERED.filter((b) => !withhold.has(b));
     if (pairs > 1 && !withhold.has(VIRTIO_NET_F_MQ)) offered.push(VIRTIO_NET_F_MQ);
