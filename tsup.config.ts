@@ -3,6 +3,8 @@ import { defineConfig } from "tsup";
 export default defineConfig({
   entry: {
     index: "src/index.ts",
+    testing: "src/testing.ts",
+    cli: "src/host/node/cli.ts",
   },
   format: ["esm"],
   dts: true,

@@ -1,1 +1,20 @@
+/** virtkit's public API: the platform-neutral core. The Node backends and the CLI live in src/host/node. */
 export * from "./common/index.js";
+export * from "./virtqueue/index.js";
+export * from "./devices/index.js";
+export * from "./pci/index.js";
+export { Machine } from "./machine/machine.js";
+export type { ClockMode, MachineConfig, RunOptions, StopReason } from "./machine/machine.js";
+export { IoBus } from "./machine/io-bus.js";
+export type { AccessSize, IoHandler } from "./machine/io-bus.js";
+export { MemoryBus, PageKind } from "./machine/memory-bus.js";
+export type { MmioHandler, MmioRange } from "./machine/memory-bus.js";
+export type { InterruptController, IrqLine, IrqSink } from "./machine/irq.js";
+export { TimerQueue } from "./machine/timers.js";
+export type { Clock, TimerHandle } from "./machine/timers.js";
+export * as boot from "./machine/boot/index.js";
+export * as chipset from "./machine/chipset/index.js";
+export * as platform from "./machine/platform/index.js";
+export * as pcibus from "./machine/pci/index.js";
+export { Cpu } from "./cpu/cpu.js";
+export { attachProtectedMode } from "./cpu/protected/index.js";
