@@ -228,9 +228,14 @@ function randomMem(op: OpEntry): Uint8Array {
     for (let i = 0; i < 9; i++) m[i] = (rint(10) << 4) | rint(10);
     m[9] = rint(2) << 7;
   } else if ((o === 0xd9 && reg === 5) || ((o === 0xd9 || o === 0xdd) && reg === 4)) {
-    // FLDCW / FLDENV / FRSTOR: a plausible control word with every RC/PC.
-    dv.setUint16(0, 0x0040 | (rnd() & 0xf3f) | (chance(0.7) ? 0x3f : 0), true);
-    dv.setUint16(4, rnd() & 0x7f7f & (dv.getUint16(0, true) | 0xffc0), true);
+    // FLDCW / FLDENV / FRSTOR: control words with every RC/PC and random reserved bits;
+    // status words with random flags, ES and B (recomputed on load).
+    dv.setUint16(
+      0,
+      (chance(0.5) ? rnd() & 0xffff : 0x0040 | (rnd() & 0xf3f)) | (chance(0.7) ? 0x3f : 0),
+      true,
+    );
+    dv.setUint16(4, chance(0.5) ? rnd() & 0xffff : rnd() & 0x7f7f & (dv.getUint16(0, true) | 0xffc0), true);
   }
   return m;
 }
