@@ -10,6 +10,17 @@
  * bias-adjusted result to a register and store nothing to memory. Memory is read before any
  * state changes, and the FPU state is changed only after every memory write has succeeded,
  * so an instruction that faults on its memory operand can be restarted.
+ *
+ * Precision: 80-bit values are moved bit-exactly; add/sub/mul/div/sqrt, FPREM/FPREM1,
+ * FRNDINT, FSCALE, compares and every conversion are exact (u32 fast paths, else BigInt) and
+ * rounded once with the rounding and precision control. Only the cores of FSIN, FCOS,
+ * FSINCOS, FPTAN, FPATAN, F2XM1, FYL2X and FYL2XP1 are evaluated in double precision (see
+ * transcendental.ts: about 53 good bits instead of 64, C1 not meaningful).
+ *
+ * Where the SDM leaves behaviour undefined (C0/C2/C3 after arithmetic, C1 after FCOMI,
+ * the D9 D8+i alias with an empty ST0, F2XM1/FYL2XP1 outside their domains, the remainder
+ * step of an incomplete FPREM) this unit does what the AMD host x87 of the differential test
+ * does.
  */
 import { VirtkitError } from "../../common/errors.js";
 import { FpuCore, SW_TOP_MASK } from "./core.js";
