@@ -602,8 +602,26 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     data: Uint8Array,
     total: number,
   ): boolean {
-    const chains: DescriptorChain[] = [];
-    let room = 0;
+    const first = vq.pop();
+    if (first === null) return false;
+    if (first.writableLength >= total) {
+      // The common case: one buffer holds header and frame.
+      h[10] = 1;
+      h[11] = 0;
+      const w = first.writer();
+      w.write(h);
+      w.write(data);
+      vq.addUsed(first.head, total);
+      return true;
+    }
+    const chains: DescriptorChain[] = [first];
+    let room = first.writableLength;
+    if (room < VIRTIO_NET_HDR_SIZE) {
+      throw new NetError(
+        "RX_BUFFER_TOO_SMALL",
+        `receive buffer (head ${first.head}) has ${room} writable bytes; with VIRTIO_NET_F_MRG_RXBUF each buffer must hold at least the ${VIRTIO_NET_HDR_SIZE}-byte header`,
+      );
+    }
     while (room < total) {
       const chain = vq.pop();
       if (chain === null) break;
