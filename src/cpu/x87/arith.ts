@@ -276,7 +276,10 @@ export function div(a: F80, b: F80, ctx: Ctx): F80 {
 
 function isqrt(n: bigint): bigint {
   if (n < 2n) return n;
-  let x = 1n << BigInt((bitLength(n) + 1) >> 1);
+  // Start from the double square root of the top 52-53 bits (rounded up, so x >= isqrt(n)):
+  // Newton's iteration then needs only two or three steps.
+  const sh = Math.max(0, (bitLength(n) - 52) & ~1);
+  let x = BigInt(Math.ceil(Math.sqrt(Number(n >> BigInt(sh)))) + 1) << BigInt(sh / 2);
   for (;;) {
     const y = (x + n / x) >> 1n;
     if (y >= x) return x;
