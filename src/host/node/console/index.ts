@@ -1,0 +1,2 @@
+export type { StdioConsoleOptions, StreamConsoleOptions } from "./stream.js";
+export { fileConsole, SocketServerConsole, StdioConsole, StreamConsole, socketConsole } from "./stream.js";
