@@ -133,6 +133,7 @@ export class Cpu extends CpuState {
     this.gdtrLimit = 0xffff;
     this.idtrLimit = 0x3ff;
     this.halted = this.shutdown = this.shadow = this.trapArmed = false;
+    this.nmiPending = this.nmiBlocked = false;
     this.deliveringException = -1;
     this.slowCheck = true;
     this.fetchLen = 0;
@@ -217,6 +218,16 @@ export class Cpu extends CpuState {
   /** A segment limit or access violation: #SS(0) for the stack segment, else #GP(0). */
   segFault(seg: number): never {
     throw this.fault.set(seg === Sreg.SS ? this.stackFaultVector : Vector.GP, 0);
+  }
+
+  /** NMI latched (`nmi()`) and not yet delivered; NMIs blocked from delivery until the next IRET. */
+  nmiPending = false;
+  nmiBlocked = false;
+
+  /** The NMI input (an edge): delivered at the next instruction boundary whatever IF is. */
+  nmi(): void {
+    this.nmiPending = true;
+    this.slowCheck = true;
   }
 
   /** Tell the CPU the interrupt controller's state may have changed (device raised a line). */
@@ -694,6 +705,11 @@ export class Cpu extends CpuState {
   }
 
   iret(): void {
+    if (this.nmiBlocked) {
+      // IRET ends NMI blocking (SDM vol. 3, 6.7.1).
+      this.nmiBlocked = false;
+      if (this.nmiPending) this.slowCheck = true;
+    }
     if ((this.cr0 & Cr0.PE) !== 0) {
       this.pm().iret();
       return;
@@ -882,7 +898,7 @@ export class Cpu extends CpuState {
         this.deliveringException = -1;
         return;
       }
-      if (this.deliveringException >= 0) {
+      if (this.deliveringException >= 0 && becomesDoubleFault(this.deliveringException, v)) {
         v = Vector.DF;
         code = 0;
       }
@@ -913,6 +929,11 @@ export class Cpu extends CpuState {
     if (this.shadow) {
       this.shadow = false;
       this.slowCheck = true; // look again after the next instruction
+    } else if (this.nmiPending && !this.nmiBlocked) {
+      this.nmiPending = false;
+      this.nmiBlocked = true;
+      this.halted = false;
+      this.deliverInterrupt(Vector.NMI, InterruptKind.EXTERNAL, NO_ERROR_CODE);
     } else if ((this.flags & Flag.IF) !== 0 && this.intc !== null && this.intc.hasInterrupt()) {
       const vector = this.intc.acknowledge();
       this.halted = false;
@@ -937,3 +958,14 @@ export class Cpu extends CpuState {
 }
 
 const REG8_IDX = new Uint8Array([0, 4, 8, 12, 1, 5, 9, 13]);
+
+/**
+ * SDM vol. 3, table 6-5: an exception raised while delivering `first` becomes a double fault
+ * when both are contributory (#DE #TS #NP #SS #GP), or `first` is #PF and the second is #PF or
+ * contributory; otherwise the second one is simply delivered.
+ */
+function becomesDoubleFault(first: number, second: number): boolean {
+  const contributory = second === Vector.DE || (second >= Vector.TS && second <= Vector.GP);
+  if (first === Vector.PF) return contributory || second === Vector.PF;
+  return contributory && (first === Vector.DE || (first >= Vector.TS && first <= Vector.GP));
+}
