@@ -101,6 +101,23 @@ describe("virtio-blk basics", () => {
     expect(rig.driver.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).toBe(0);
   });
 
+  it("a backend read that returns the wrong number of bytes completes with IOERR", () => {
+    const inner = new MemoryDisk(CAP);
+    const short = {
+      capacity: CAP,
+      readOnly: false,
+      read: (o: number, l: number) => inner.read(o, l).subarray(0, l - 1),
+      write: () => undefined,
+      flush: () => undefined,
+      discard: () => undefined,
+      writeZeroes: () => undefined,
+    };
+    const { blk } = createBlkRig(short);
+    blk.submit(0, readReq(0, 1));
+    blk.kick(0);
+    expect(blk.collect(0)[0]!.status).toBe(VIRTIO_BLK_S_IOERR);
+  });
+
   it("a rejected asynchronous read gives IOERR and zeroes, not stale bytes, in the data part", async () => {
     const manual = new ManualBackend(new MemoryDisk(pattern(CAP, 5)));
     const { blk } = createBlkRig(manual);

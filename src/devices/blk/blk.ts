@@ -89,6 +89,12 @@ function isPromise<T>(v: MaybePromise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === "function";
 }
 
+/** IOERR for a backend read that returned the wrong number of bytes (a backend bug), else OK. */
+function dataStatus(plan: BlkPlan, data: Uint8Array | null): number {
+  if (plan.kind === "in" && (data === null || data.length !== plan.length)) return VIRTIO_BLK_S_IOERR;
+  return VIRTIO_BLK_S_OK;
+}
+
 /** Runs `ops` in order; stays synchronous while every op finishes at once. */
 function sequence(ops: readonly (() => MaybePromise<void>)[], from = 0): MaybePromise<void> {
   for (let i = from; i < ops.length; i++) {
@@ -327,8 +333,9 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
       return true;
     }
     if (!isPromise(result)) {
-      this.account(plan);
-      this.finish(queue, chain, VIRTIO_BLK_S_OK, result);
+      const status = dataStatus(plan, result);
+      if (status === VIRTIO_BLK_S_OK) this.account(plan);
+      this.finish(queue, chain, status, result);
       return true;
     }
     const epoch = this.epoch;
@@ -405,6 +412,7 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
       return;
     }
     try {
+      if (status === VIRTIO_BLK_S_OK && plan) status = dataStatus(plan, data);
       if (status === VIRTIO_BLK_S_OK) this.account(plan);
       this.finish(queue, chain, status, data);
     } catch (e) {
