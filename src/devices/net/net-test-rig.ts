@@ -62,6 +62,8 @@ export interface NetRigOptions extends VirtioNetOptions {
   memorySize?: number;
   queueSize?: number;
   slotSize?: number;
+  /** Interrupts by MSI-X (default) or INTx + ISR, as the machine wires them. */
+  interrupts?: "msix" | "intx";
   /** Use the device's default scheduler (the event loop) instead of the manual `deferred` list. */
   defaultSchedule?: boolean;
 }
@@ -77,7 +79,10 @@ export function createNetRig(backend: NetBackend | undefined, options: NetRigOpt
     transport,
     driver: pci,
     msi,
-  } = createPciTestRig(device, { memorySize: options.memorySize ?? 4 << 20 });
+  } = createPciTestRig(device, {
+    memorySize: options.memorySize ?? 4 << 20,
+    interrupts: options.interrupts ?? "msix",
+  });
   pci.init(options.accept ?? ALL_NET_FEATURES);
   const net = new NetDriver(pci, {
     ...(options.queueSize !== undefined ? { queueSize: options.queueSize } : { queueSize: 64 }),

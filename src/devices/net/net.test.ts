@@ -407,3 +407,20 @@ describe("backends", () => {
     expect(sw.lookup(Uint8Array.of(2, 0, 0, 0, 0, 5))).toBe("h");
   });
 });
+
+describe("virtio-net with INTx (as the machine wires it)", () => {
+  it("frames flow and each used buffer raises the line; the ISR read says which kind", () => {
+    const sw = new NetSwitch();
+    const a = createNetRig(sw.port(), { mac: MAC_A, interrupts: "intx" });
+    const b = createNetRig(sw.port(), { mac: MAC_B, interrupts: "intx" });
+    b.net.postRx(0, [2048]);
+    b.net.kick(0);
+    b.pci.takeInterrupts();
+    const f = buildIpv4Frame({ dst: MAC_B, src: MAC_A, proto: "udp", payload: new Uint8Array(30) }).full;
+    a.net.send(1, f);
+    expect(b.pci.takeInterrupts()).toEqual({ queues: [0, 1, 2], config: false });
+    expect(b.net.receive(0)!.frame).toEqual(f);
+    b.device.setLinkUp(false);
+    expect(b.pci.takeInterrupts().config).toBe(true);
+  });
+});
