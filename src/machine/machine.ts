@@ -145,7 +145,12 @@ export class Machine {
     this.pci = this.platform.bus;
     let slot = 2;
     for (const device of config.devices ?? []) {
-      const fn = new VirtioPciTransport(device, { memory: this.ram, log: config.log, name: device.name });
+      const fn = new VirtioPciTransport(device, {
+        memory: this.ram,
+        log: config.log,
+        name: device.name,
+        msixVectors: 0, // no local APIC: no MSI-X capability, so drivers use INTx
+      });
       this.transports.push(fn);
       this.pci.add(fn, slot++);
     }

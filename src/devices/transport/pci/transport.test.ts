@@ -4,7 +4,7 @@ import { VirtkitError } from "../../../common/errors.js";
 import { FlatMemory, RecordingMemory } from "../../../common/memory.js";
 import type { U64 } from "../../../common/u64.js";
 import { u64TestBit } from "../../../common/u64.js";
-import { PCI_COMMAND } from "../../../pci/regs.js";
+import { PCI_CAP_ID_MSIX, PCI_COMMAND } from "../../../pci/regs.js";
 import { IntxRecorder, MsiRecorder, VirtioPciDriver } from "../../../testing.js";
 import {
   type DeviceContext,
@@ -329,12 +329,12 @@ describe("guest errors and host bugs", () => {
   it("a PCI function reset (machine reset) resets the device, MSI-X and the configuration space", () => {
     const { dev, t, d } = rigWith(() => {});
     d.bringUp();
-    expect(t.msix.enabled).toBe(true);
+    expect(t.msix!.enabled).toBe(true);
     t.reset();
     expect(dev.ctx).toBeNull();
     expect(t.status).toBe(0);
-    expect(t.msix.enabled).toBe(false);
-    expect(t.msix.isMasked(0)).toBe(true);
+    expect(t.msix!.enabled).toBe(false);
+    expect(t.msix!.isMasked(0)).toBe(true);
     expect(t.memorySpaceEnabled).toBe(false);
   });
 
@@ -343,14 +343,14 @@ describe("guest errors and host bugs", () => {
     d.bringUp();
     t.bar(R.MSIX_BAR)!.handler.mmioWrite(R.MSIX_TABLE_OFFSET + 12, 4, 1);
     t.signalConfig();
-    expect(t.msix.isPending(0)).toBe(true);
+    expect(t.msix!.isPending(0)).toBe(true);
     const snap = JSON.parse(JSON.stringify(t.save()));
     const dev2 = new CheckingDevice();
     const msi2 = new MsiRecorder();
     const t2 = new VirtioPciTransport(dev2, { memory: t.memory, msiTarget: msi2, log: () => {} });
     dev2.transport = t2;
     t2.restore(snap);
-    expect(t2.msix.isPending(0)).toBe(true);
+    expect(t2.msix!.isPending(0)).toBe(true);
     expect(t2.queueSlot(1)!.msixVector).toBe(2);
     expect(dev2.activations).toBe(1);
     t2.bar(R.MSIX_BAR)!.handler.mmioWrite(R.MSIX_TABLE_OFFSET + 12, 4, 0);
@@ -359,6 +359,29 @@ describe("guest errors and host bugs", () => {
 });
 
 describe("INTx and MSI-X", () => {
+  it("with msixVectors 0 (no local APIC) there is no MSI-X capability or BAR, and INTx carries every interrupt", () => {
+    const dev = new CheckingDevice();
+    const intx = new IntxRecorder();
+    const t = new VirtioPciTransport(dev, { memory: new FlatMemory(1 << 20), log: () => {}, msixVectors: 0 });
+    dev.transport = t;
+    t.connectIntx(intx);
+    expect(t.msix).toBeNull();
+    expect(t.capabilities().some((c) => c.id === PCI_CAP_ID_MSIX)).toBe(false);
+    expect(t.bars().map((b) => b.index)).toEqual([0]);
+    const d = new VirtioPciDriver(t, t.memory, {
+      interrupts: "intx",
+      intx,
+      dmaBase: 0x80000,
+      dmaSize: 0x80000,
+    });
+    d.bringUp();
+    // config_msix_vector cannot be set to anything but NO_VECTOR
+    t.signalConfig();
+    expect(intx.level).toBe(true);
+    expect(d.takeInterrupts().config).toBe(true);
+    expect(intx.level).toBe(false);
+  });
+
   it("enabling MSI-X lowers an INTx that was raised before; disabling it raises it again while the ISR holds bits", () => {
     const dev = new CheckingDevice();
     const intx = new IntxRecorder();

@@ -56,7 +56,10 @@ export interface VirtioPciOptions {
   memory: GuestMemory;
   /** Where MSI-X messages go (the machine's LAPIC, or a recorder in tests). */
   msiTarget?: MsiTarget;
-  /** MSI-X vectors: default queue count + 1 (one for configuration changes). */
+  /**
+   * MSI-X vectors: default queue count + 1 (one for configuration changes). 0: no MSI-X
+   * capability at all (a machine without a local APIC), so the driver uses INTx.
+   */
   msixVectors?: number;
   /** Reports a guest error once per device reset (default: console.warn). */
   log?: (message: string) => void;
@@ -75,7 +78,7 @@ interface QueueSlot {
 
 export interface VirtioPciState {
   pci: PciFunctionState;
-  msix: MsixState;
+  msix: MsixState | null;
   status: number;
   deviceFeatureSelect: number;
   driverFeatureSelect: number;
@@ -99,7 +102,8 @@ export interface VirtioPciState {
 export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
   readonly device: VirtioDevice;
   readonly memory: GuestMemory;
-  readonly msix: MsixController;
+  /** The MSI-X controller, or null when the function has no MSI-X capability. */
+  readonly msix: MsixController | null;
   readonly numQueues: number;
   /** The feature bits offered: the device's plus VERSION_1 and the ring features. */
   readonly offeredFeatures: U64;
@@ -173,26 +177,31 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
       handler: { mmioRead: (o, s) => this.barRead(o, s), mmioWrite: (o, s, v) => this.barWrite(o, s, v) },
     });
     const vectors = Math.min(options.msixVectors ?? n + 1, MSIX_MAX_VECTORS);
-    this.addBar(MSIX_BAR, {
-      kind: "mem32",
-      size: MSIX_BAR_SIZE,
-      name: "msix",
-      handler: {
-        mmioRead: (o, s) => this.msix.mmioRead(o, s),
-        mmioWrite: (o, s, v) => this.msix.mmioWrite(o, s, v),
-      },
-    });
-    // With MSI-X enabled the function does not assert INTx (PCI 3.0 section 6.8.3.3): the line
-    // follows the ISR only while MSI-X is off.
-    this.msix = new MsixController(
-      this,
-      vectors,
-      MSIX_BAR,
-      MSIX_TABLE_OFFSET,
-      MSIX_PBA_OFFSET,
-      options.msiTarget,
-      () => this.setIntx(!this.msix.enabled && this.isr !== 0),
-    );
+    if (vectors > 0) {
+      const msix = new MsixController(
+        this,
+        vectors,
+        MSIX_BAR,
+        MSIX_TABLE_OFFSET,
+        MSIX_PBA_OFFSET,
+        options.msiTarget,
+        // With MSI-X enabled the function does not assert INTx (PCI 3.0 section 6.8.3.3): the
+        // line follows the ISR only while MSI-X is off.
+        () => this.setIntx(!msix.enabled && this.isr !== 0),
+      );
+      this.msix = msix;
+      this.addBar(MSIX_BAR, {
+        kind: "mem32",
+        size: MSIX_BAR_SIZE,
+        name: "msix",
+        handler: {
+          mmioRead: (o, s) => msix.mmioRead(o, s),
+          mmioWrite: (o, s, v) => msix.mmioWrite(o, s, v),
+        },
+      });
+    } else {
+      this.msix = null;
+    }
     addVirtioCap(this, VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_BAR, COMMON_CFG_OFFSET, VIRTIO_PCI_COMMON_CFG_SIZE);
     addVirtioCap(
       this,
@@ -289,7 +298,7 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
 
   /** A vector value as MSI-X vector configuration accepts it (NO_VECTOR when it cannot be mapped). */
   mapVector(v: number): number {
-    return v === VIRTIO_MSI_NO_VECTOR || v < this.msix.vectors ? v : VIRTIO_MSI_NO_VECTOR;
+    return this.msix !== null && v < this.msix.vectors ? v : VIRTIO_MSI_NO_VECTOR;
   }
 
   writeStatus(value: number): void {
@@ -453,7 +462,7 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
   signalQueue(queue: number): void {
     if (!(this.status & VIRTIO_CONFIG_S_DRIVER_OK) || this.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)
       return;
-    if (this.msix.enabled) {
+    if (this.msix?.enabled) {
       const v = this.slots[queue]?.msixVector ?? VIRTIO_MSI_NO_VECTOR;
       if (v !== VIRTIO_MSI_NO_VECTOR) this.msix.notify(v);
       return;
@@ -472,7 +481,7 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
   }
 
   private sendConfigInterrupt(): void {
-    if (this.msix.enabled) {
+    if (this.msix?.enabled) {
       if (this.configMsixVector !== VIRTIO_MSI_NO_VECTOR) this.msix.notify(this.configMsixVector);
       return;
     }
@@ -518,7 +527,7 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
       ...pci,
       virtio: {
         pci,
-        msix: this.msix.save(),
+        msix: this.msix ? this.msix.save() : null,
         status: this.status,
         deviceFeatureSelect: this.deviceFeatureSelect,
         driverFeatureSelect: this.driverFeatureSelect,
@@ -549,7 +558,12 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
         `saved transport has ${v.queues.length} queues, this device ${this.slots.length}`,
       );
     }
-    this.msix.restore(v.msix);
+    if ((v.msix === null) !== (this.msix === null)) {
+      throw new ConfigError(
+        `saved transport ${v.msix === null ? "has no" : "has an"} MSI-X capability, this one differs`,
+      );
+    }
+    if (this.msix && v.msix) this.msix.restore(v.msix);
     this.deviceFeatureSelect = v.deviceFeatureSelect >>> 0;
     this.driverFeatureSelect = v.driverFeatureSelect >>> 0;
     this.driverFeatures = { lo: v.driverFeatures.lo >>> 0, hi: v.driverFeatures.hi >>> 0 };
