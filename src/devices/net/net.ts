@@ -1,7 +1,10 @@
 import type { U64 } from "../../common/u64.js";
 import { u64FromBits, u64TestBit } from "../../common/u64.js";
 import type { DescriptorChain } from "../../virtqueue/chain.js";
-import type { ChainReader, ChainWriter } from "../../virtqueue/cursor.js";
+import type { ChainWriter } from "../../virtqueue/cursor.js";
+import type { NetCounters, VirtioNetOptions, VirtioNetState } from "./types.js";
+export type { NetCounters, VirtioNetOptions, VirtioNetState } from "./types.js";
+import { DEFAULT_OFFERED, defaultSchedule, zeroCounters } from "./types.js";
 import { type DeviceContext, type VirtioDevice, type VirtioDeviceHost, VirtioDeviceId } from "../device.js";
 import { DROP_SINK, deliverTo, type FrameSink, type NetBackend } from "./backend.js";
 import {
@@ -13,16 +16,7 @@ import {
   VIRTIO_NET_CFG_SPEED,
   VIRTIO_NET_CFG_STATUS,
   VIRTIO_NET_CONFIG_SIZE,
-  VIRTIO_NET_CTRL_ANNOUNCE,
-  VIRTIO_NET_CTRL_ANNOUNCE_ACK,
-  VIRTIO_NET_CTRL_MAC,
-  VIRTIO_NET_CTRL_MAC_ADDR_SET,
-  VIRTIO_NET_CTRL_MAC_TABLE_SET,
-  VIRTIO_NET_CTRL_MQ,
-  VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
-  VIRTIO_NET_CTRL_RX,
   VIRTIO_NET_DUPLEX_FULL,
-  VIRTIO_NET_ERR,
   VIRTIO_NET_F_CSUM,
   VIRTIO_NET_F_CTRL_MAC_ADDR,
   VIRTIO_NET_F_CTRL_RX,
@@ -30,20 +24,17 @@ import {
   VIRTIO_NET_F_CTRL_VQ,
   VIRTIO_NET_F_GUEST_ANNOUNCE,
   VIRTIO_NET_F_GUEST_CSUM,
-  VIRTIO_NET_F_MAC,
   VIRTIO_NET_F_MQ,
   VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_NET_F_MTU,
-  VIRTIO_NET_F_SPEED_DUPLEX,
-  VIRTIO_NET_F_STATUS,
   VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_GSO_NONE,
   VIRTIO_NET_HDR_SIZE,
-  VIRTIO_NET_OK,
   VIRTIO_NET_S_ANNOUNCE,
   VIRTIO_NET_S_LINK_UP,
 } from "./constants.js";
-import { RxFilter, type RxFilterState } from "./filter.js";
+import { type CtrlTarget, drainCtrlQueue } from "./ctrl.js";
+import { RxFilter } from "./filter.js";
 import {
   completeChecksum,
   flowHash,
@@ -54,113 +45,6 @@ import {
   partialChecksumFits,
   randomMac,
 } from "./frame.js";
-
-export interface VirtioNetOptions {
-  /** The MAC address offered in `mac` (default: a random locally administered one). */
-  mac?: string | Uint8Array;
-  /** Where frames go (default: nowhere until `connect`). */
-  backend?: NetBackend;
-  /** max_virtqueue_pairs (default 1; VIRTIO_NET_F_MQ is offered when above 1). */
-  queuePairs?: number;
-  /** Size of every queue (default 256). */
-  queueSize?: number;
-  /** The mtu field (default 1500; 68..65535). */
-  mtu?: number;
-  /** Link state at power-on (default up). */
-  linkUp?: boolean;
-  /** speed in Mbit/s (default 10000) and duplex (default full) for VIRTIO_NET_F_SPEED_DUPLEX. */
-  speed?: number;
-  duplex?: number;
-  /** Most transmit buffers taken from one queue per turn (default 128). */
-  txBudget?: number;
-  /**
-   * How the device comes back to a transmit queue whose turn ended with buffers left (default:
-   * the next event loop turn, setImmediate or setTimeout 0): the machine's scheduler, or a
-   * test's manual stepper.
-   */
-  schedule?: (fn: () => void) => void;
-  /** Feature bits not to offer (for instance VIRTIO_NET_F_MRG_RXBUF to test without it). */
-  withhold?: readonly number[];
-}
-
-/** Counters as a plain object. */
-export interface NetCounters {
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames from the network dropped because the guest had no receive buffer posted. */
-  rxDroppedNoBuffer: number;
-  /** Frames larger than the posted buffer (without MRG_RXBUF), or than mtu + header. */
-  rxDroppedTooLarge: number;
-  /** Frames the RX filter refused. */
-  rxDroppedFiltered: number;
-  /** Frames that arrived while the device was not running or the link was down. */
-  rxDroppedNotReady: number;
-  /** Frames from the network whose partial checksum offsets do not fit them. */
-  rxDroppedInvalid: number;
-  /** Transmitted frames dropped: link down. */
-  txDroppedLinkDown: number;
-  /** Transmitted frames dropped: shorter than 14 bytes, longer than allowed, GSO, bad csum offsets. */
-  txDroppedInvalid: number;
-  /** Transmit turns that ended at the budget with buffers left. */
-  txBudgetExhausted: number;
-  ctrlCommands: number;
-  ctrlErrors: number;
-}
-
-export interface VirtioNetState {
-  mac: string;
-  linkUp: boolean;
-  announce: boolean;
-  speed: number;
-  duplex: number;
-  queuePairs: number;
-  filter: RxFilterState;
-  counters: NetCounters;
-}
-
-const DEFAULT_OFFERED = [
-  VIRTIO_NET_F_CSUM,
-  VIRTIO_NET_F_GUEST_CSUM,
-  VIRTIO_NET_F_MTU,
-  VIRTIO_NET_F_MAC,
-  VIRTIO_NET_F_MRG_RXBUF,
-  VIRTIO_NET_F_STATUS,
-  VIRTIO_NET_F_CTRL_VQ,
-  VIRTIO_NET_F_CTRL_RX,
-  VIRTIO_NET_F_CTRL_RX_EXTRA,
-  VIRTIO_NET_F_GUEST_ANNOUNCE,
-  VIRTIO_NET_F_CTRL_MAC_ADDR,
-  VIRTIO_NET_F_SPEED_DUPLEX,
-];
-
-const zeroCounters = (): NetCounters => ({
-  txFrames: 0,
-  txBytes: 0,
-  rxFrames: 0,
-  rxBytes: 0,
-  rxDroppedNoBuffer: 0,
-  rxDroppedTooLarge: 0,
-  rxDroppedFiltered: 0,
-  rxDroppedNotReady: 0,
-  rxDroppedInvalid: 0,
-  txDroppedLinkDown: 0,
-  txDroppedInvalid: 0,
-  txBudgetExhausted: 0,
-  ctrlCommands: 0,
-  ctrlErrors: 0,
-});
-
-/**
- * The next turn of the host's event loop: setImmediate where there is one (Node: after pending
- * I/O, without the 1 ms floor of timers), else setTimeout 0 (browsers).
- */
-function defaultSchedule(fn: () => void): void {
-  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
-  if (g.setImmediate) g.setImmediate(fn);
-  else globalThis.setTimeout(fn, 0);
-}
 
 /** What was negotiated, resolved once at activation. */
 interface Active {
@@ -198,6 +82,7 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
   readonly permanentMac: Uint8Array;
   counters: NetCounters = zeroCounters();
   readonly filter = new RxFilter();
+  private readonly ctrlTarget: CtrlTarget;
 
   private macAddr: Uint8Array;
   private link: boolean;
@@ -238,6 +123,19 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
     }
     const qs = options.queueSize ?? 256;
     this.maxQueuePairs = pairs;
+    this.ctrlTarget = {
+      filter: this.filter,
+      maxQueuePairs: pairs,
+      setMac: (mac) => {
+        this.macAddr = mac;
+      },
+      ackAnnounce: () => {
+        this.announcePending = false;
+      },
+      setQueuePairs: (n) => {
+        this.pairs = n;
+      },
+    };
     this.mtu = mtu;
     this.permanentMac = options.mac !== undefined ? parseMac(options.mac) : randomMac();
     this.macAddr = this.permanentMac.slice();
@@ -675,79 +573,8 @@ export class VirtioNet implements VirtioDevice<VirtioNetState> {
 
   private processCtrl(a: Active, q: number): void {
     const vq = a.ctx.queues[q];
-    if (!vq) return;
-    let used = false;
-    for (let chain = vq.pop(); chain !== null; chain = vq.pop()) {
-      const r = chain.reader();
-      const w = chain.writer();
-      if (r.remaining < 2 || w.remaining < 1) {
-        throw new NetError(
-          "CTRL_MISSING_HEADERS",
-          `control buffer (head ${chain.head}) has ${r.remaining} readable and ${w.remaining} writable bytes; it needs class, command and an ack byte`,
-        );
-      }
-      const cls = r.readU8();
-      const cmd = r.readU8();
-      this.counters.ctrlCommands++;
-      const ack = this.command(a, cls, cmd, r);
-      if (ack !== VIRTIO_NET_OK) this.counters.ctrlErrors++;
-      w.writeU8(ack);
-      vq.addUsed(chain.head, 1);
-      used = true;
-    }
-    if (used && vq.flushUsed()) a.ctx.interrupt.signalQueue(q);
-  }
-
-  private command(a: Active, cls: number, cmd: number, r: ChainReader): number {
-    const ERR = VIRTIO_NET_ERR;
-    switch (cls) {
-      case VIRTIO_NET_CTRL_RX: {
-        if (!a.ctrlRx || r.remaining !== 1) return ERR;
-        const on = r.readU8() !== 0;
-        const f = this.filter;
-        if (cmd <= 1) {
-          if (cmd === 0) f.promisc = on;
-          else f.allmulti = on;
-          return VIRTIO_NET_OK;
-        }
-        if (!a.ctrlRxExtra || cmd > 5) return ERR;
-        if (cmd === 2) f.alluni = on;
-        else if (cmd === 3) f.nomulti = on;
-        else if (cmd === 4) f.nouni = on;
-        else f.nobcast = on;
-        return VIRTIO_NET_OK;
-      }
-      case VIRTIO_NET_CTRL_MAC: {
-        if (cmd === VIRTIO_NET_CTRL_MAC_ADDR_SET) {
-          if (!a.macAddr || r.remaining !== 6) return ERR;
-          this.macAddr = r.readAll();
-          return VIRTIO_NET_OK;
-        }
-        if (cmd !== VIRTIO_NET_CTRL_MAC_TABLE_SET || !a.ctrlRx) return ERR;
-        const data = r.readAll();
-        const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
-        if (data.length < 4) return ERR;
-        const nUni = v.getUint32(0, true);
-        const uniEnd = 4 + 6 * nUni;
-        if (uniEnd + 4 > data.length) return ERR;
-        const nMulti = v.getUint32(uniEnd, true);
-        if (uniEnd + 4 + 6 * nMulti !== data.length) return ERR;
-        this.filter.setTable(data.subarray(4, uniEnd), data.subarray(uniEnd + 4));
-        return VIRTIO_NET_OK;
-      }
-      case VIRTIO_NET_CTRL_ANNOUNCE:
-        if (!a.announce || cmd !== VIRTIO_NET_CTRL_ANNOUNCE_ACK) return ERR;
-        this.announcePending = false;
-        return VIRTIO_NET_OK;
-      case VIRTIO_NET_CTRL_MQ: {
-        if (!a.mq || cmd !== VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || r.remaining !== 2) return ERR;
-        const n = r.readU16();
-        if (n < 1 || n > this.maxQueuePairs) return ERR;
-        this.pairs = n;
-        return VIRTIO_NET_OK;
-      }
-      default:
-        return ERR;
+    if (vq && drainCtrlQueue(vq, this.ctrlTarget, a, this.counters) && vq.flushUsed()) {
+      a.ctx.interrupt.signalQueue(q);
     }
   }
 
