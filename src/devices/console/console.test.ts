@@ -7,7 +7,6 @@ import { VirtioConsole, type VirtioConsoleOptions } from "./console.js";
 import {
   CONSOLE_CONTROL_TX,
   ConsoleConfig,
-  consoleRxQueue,
   VIRTIO_CONSOLE_CONSOLE_PORT,
   VIRTIO_CONSOLE_DEVICE_ADD,
   VIRTIO_CONSOLE_F_EMERG_WRITE,
@@ -55,9 +54,8 @@ describe("virtio-console port 0 without multiport", () => {
     drv.poll();
     expect(drv.received(0)).toHaveLength(0);
     // Post two 3-byte buffers: "ear" and "ly".
-    (drv as unknown as { postRx(q: number, s: number): void }).postRx(consoleRxQueue(0), 3);
-    (drv as unknown as { postRx(q: number, s: number): void }).postRx(consoleRxQueue(0), 3);
-    drv.driver.kick(0);
+    drv.postReceiveBuffer(0, 3);
+    drv.postReceiveBuffer(0, 3);
     drv.poll();
     expect(dec(drv.received(0))).toBe("early");
   });

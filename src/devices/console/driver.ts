@@ -58,9 +58,7 @@ const ALL_FEATURES = [
 ];
 
 interface Pool {
-  size: number;
-  free: number[];
-  byHead: Map<number, number>;
+  byHead: Map<number, { addr: number; size: number }>;
 }
 
 /**
@@ -107,30 +105,30 @@ export class ConsoleTestDriver {
   private pool(q: number): Pool {
     let p = this.pools.get(q);
     if (!p) {
-      p = { size: 0, free: [], byHead: new Map() };
+      p = { byHead: new Map() };
       this.pools.set(q, p);
     }
     return p;
   }
 
-  /** Posts a device-writable buffer of `size` bytes on queue `q`. */
+  /** Posts a device-writable buffer of `size` bytes on queue `q` (no notify). */
   private postRx(q: number, size: number): void {
-    const vq = this.driver.queues[q];
-    if (!vq) throw new ConsoleDriverError(`queue ${q} is not set up`);
-    const addr = this.driver.dma.alloc(size, 16);
-    const head = vq.queue.add([{ addr, len: size, write: true }]);
-    const p = this.pool(q);
-    p.byHead.set(head, (addr * 65536 + size) as number);
+    if (!this.driver.queues[q]) throw new ConsoleDriverError(`queue ${q} is not set up`);
+    this.postRxAt(q, this.driver.dma.alloc(size, 16), size);
+  }
+
+  /** Posts one more receive buffer of `size` bytes on port `id` and notifies the device. */
+  postReceiveBuffer(id: number, size: number): void {
+    this.postRx(consoleRxQueue(id), size);
+    this.driver.kick(consoleRxQueue(id));
   }
 
   private repost(q: number, head: number): { addr: number; size: number } {
     const p = this.pool(q);
-    const packed = p.byHead.get(head);
-    if (packed === undefined) throw new ConsoleDriverError(`queue ${q}: used head ${head} was not posted`);
+    const b = p.byHead.get(head);
+    if (b === undefined) throw new ConsoleDriverError(`queue ${q}: used head ${head} was not posted`);
     p.byHead.delete(head);
-    const addr = Math.floor(packed / 65536);
-    const size = packed % 65536;
-    return { addr, size };
+    return b;
   }
 
   private addPort(id: number): void {
@@ -225,7 +223,7 @@ export class ConsoleTestDriver {
 
   private postRxAt(q: number, addr: number, size: number): void {
     const head = this.driver.queues[q]!.queue.add([{ addr, len: size, write: true }]);
-    this.pool(q).byHead.set(head, addr * 65536 + size);
+    this.pool(q).byHead.set(head, { addr, size });
   }
 
   private handleControl(bytes: Uint8Array): void {
