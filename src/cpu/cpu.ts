@@ -913,6 +913,9 @@ export class Cpu extends CpuState {
           this.deliveringException = -1;
           throw e;
         }
+        // The fault raised during delivery: delivered next (serially or as #DF, above).
+        v = this.fault.vector;
+        code = this.fault.errorCode;
       }
     }
   }
