@@ -12,7 +12,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { FlatMemory } from "../common/memory.js";
-import { IoBus } from "../machine/io-bus.js";
+import { type AccessSize, type IoHandler, IoBus } from "../machine/io-bus.js";
+import type { InterruptController } from "../machine/irq.js";
 import { MemoryBus } from "../machine/memory-bus.js";
 import { Cpu } from "./cpu.js";
 import { ExitReason } from "./fault.js";
@@ -74,10 +75,12 @@ interface Run {
   exit: ExitReason;
 }
 
-function execute(p: Program, budget = 2_000_000): Run {
+function execute(p: Program, prepare?: (cpu: Cpu, io: IoBus) => void, budget = 2_000_000): Run {
   const ram = new FlatMemory(0x80_0000);
-  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus() });
+  const io = new IoBus();
+  const cpu = new Cpu({ memory: new MemoryBus(ram), io });
   attachProtectedMode(cpu);
+  prepare?.(cpu, io);
   ram.u8.set(p.image, 0x8000);
   cpu.setRealMode(0, 0x8000);
   const exit = cpu.run(budget);
@@ -123,6 +126,29 @@ function expectClean(p: Program, r: Run, faults: number): void {
     "600d",
   );
   expect(log.length, log.join("\n")).toBe(faults);
+}
+
+/** Port 0x80: raise the written vector as an external interrupt; port 0x81: raise NMI. */
+class TestInterrupts implements InterruptController, IoHandler {
+  pending = -1;
+  constructor(private readonly cpu: Cpu) {}
+  hasInterrupt(): boolean {
+    return this.pending >= 0;
+  }
+  acknowledge(): number {
+    const v = this.pending;
+    this.pending = -1;
+    return v;
+  }
+  ioRead(_port: number, _size: AccessSize): number {
+    return 0xff;
+  }
+  ioWrite(port: number, _size: AccessSize, value: number): void {
+    if (port === 0x80) {
+      this.pending = value & 0xff;
+      this.cpu.notifyInterrupt();
+    } else this.cpu.nmi();
+  }
 }
 
 describe.skipIf(!toolsPresent)("protected-mode programs (assembled with GNU as)", () => {
@@ -206,5 +232,22 @@ describe.skipIf(!toolsPresent)("protected-mode programs (assembled with GNU as)"
     expect([u32(0x4c), u32(0x50)]).toEqual([0x5151, 0x99]);
     expect(r.ram.readU32(0x51000)).toBe(0x5151); // the original frame is untouched
     expect(r.ram.readU32(0x306000)).toBe(0x99);
+  });
+
+  it("interrupts: IF masking, STI shadow, NMI, #DF classification, an interrupt from ring 3 on the TSS stack", () => {
+    const p = build("interrupts");
+    const r = execute(p, (cpu, io) => {
+      const dev = new TestInterrupts(cpu);
+      cpu.intc = dev;
+      io.register(0x80, 2, dev, "test interrupts");
+    });
+    expectClean(p, r, declaredFaults("interrupts"));
+    const u32 = (o: number) => r.ram.readU32(RES + o);
+    expect(u32(0x00)).toBe(0); // IF = 0 held the interrupt
+    expect(u32(0x04)).toBe(1); // one instruction after STI ran first
+    expect(u32(0x08)).toBe(1);
+    expect(u32(0x200)).toBe(2); // and the one from ring 3
+    expect(u32(0x208)).toBe(0x1b);
+    expect(u32(0x20c).toString(16)).toBe((0x70000 - 20).toString(16));
   });
 });
