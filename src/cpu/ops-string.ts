@@ -2,6 +2,7 @@
 import { alu } from "./ops-alu.js";
 import { ioAllowed } from "./ops-control.js";
 import type { Cpu, Handler } from "./cpu.js";
+import { AccessKind } from "./hooks.js";
 import { Flag, Sreg, type SizeIdx } from "./state.js";
 
 export const StrKind = { MOVS: 0, CMPS: 1, STOS: 2, LODS: 3, SCAS: 4, INS: 5, OUTS: 6 } as const;
@@ -75,40 +76,59 @@ function segRangeOk(cpu: Cpu, seg: number, off: number, n: number, access: numbe
   return o >= cpu.segMin[seg]! && o + n - 1 <= cpu.segMax[seg]! && (cpu.segAccess[seg]! & access) === access;
 }
 
-/** Fast REP MOVS/STOS for flat RAM without paging; returns false when it cannot be used. */
-function fastRep(cpu: Cpu, kind: number, s: SizeIdx, count: number, srcSeg: number): boolean {
-  if (cpu.paging !== null || !cpu.ad32 || (cpu.flags & Flag.DF) !== 0) return false;
-  if (count > 0x4_0000) return false;
-  const n = count << s;
-  const di = cpu.r32[7]!;
-  if (!segRangeOk(cpu, Sreg.ES, di, n, 2)) return false;
-  const dst = (cpu.segBase[Sreg.ES]! + di) >>> 0;
-  if (dst + n > cpu.ram.size || !cpu.bus.isRam(dst, n)) return false;
+/**
+ * Fast REP MOVS/STOS (32-bit addressing, DF = 0): page-sized chunks, each translated once
+ * (through paging when it is on) and copied/filled in RAM directly. ECX/ESI/EDI are updated
+ * after every chunk, so a fault (#PF on the next page) leaves a restartable state. Returns
+ * true when every iteration is done, false to let the element loop finish from the current
+ * registers (an element straddling pages, MMIO, an overlapping forward copy, a segment limit).
+ */
+function fastRep(cpu: Cpu, kind: number, s: SizeIdx, srcSeg: number): boolean {
+  if (!cpu.ad32 || (cpu.flags & Flag.DF) !== 0) return false;
+  let count = cpu.r32[1]! >>> 0;
+  if (count > 0x1000_0000) return false;
+  const total = count << s;
+  if (!segRangeOk(cpu, Sreg.ES, cpu.r32[7]!, total, 2)) return false;
+  const movs = kind === StrKind.MOVS;
+  if (movs && !segRangeOk(cpu, srcSeg, cpu.r32[6]!, total, 1)) return false;
   const u8 = cpu.ramU8;
-  if (kind === StrKind.MOVS) {
-    const si = cpu.r32[6]!;
-    if (!segRangeOk(cpu, srcSeg, si, n, 1)) return false;
-    const src = (cpu.segBase[srcSeg]! + si) >>> 0;
-    if (!cpu.bus.isRam(src, n)) return false;
-    // Overlap with src < dst < src+n must replicate like the element loop does.
-    if (dst > src && dst < src + n) return false;
-    u8.copyWithin(dst, src, src + n);
-    cpu.r32[6] = si + n;
-  } else {
-    const v = cpu.getReg(s, 0);
-    if (s === 0) u8.fill(v, dst, dst + n);
-    else if (s === 1 && (v & 0xff) === v >>> 8) u8.fill(v & 0xff, dst, dst + n);
-    else if (s === 2 && v === (((v & 0xff) * 0x0101_0101) | 0)) u8.fill(v & 0xff, dst, dst + n);
+  const kinds = cpu.pageKind;
+  const v = movs ? 0 : cpu.getReg(s, 0);
+  const byteFill =
+    s === 0 || (s === 1 && (v & 0xff) === v >>> 8) || (s === 2 && v === (((v & 0xff) * 0x0101_0101) | 0));
+  while (count > 0) {
+    const di = cpu.r32[7]!;
+    const dlin = (cpu.segBase[Sreg.ES]! + di) | 0;
+    let room = 0x1000 - (dlin & 0xfff);
+    let slin = 0;
+    if (movs) {
+      slin = (cpu.segBase[srcSeg]! + cpu.r32[6]!) | 0;
+      room = Math.min(room, 0x1000 - (slin & 0xfff));
+    }
+    const elems = Math.min(count, room >>> s);
+    if (elems === 0) return false;
+    const bytes = elems << s;
+    const dst = cpu.translate(dlin, AccessKind.WRITE) >>> 0;
+    if (kinds[dst >>> 12] !== 0) return false;
+    if (movs) {
+      const src = cpu.translate(slin, AccessKind.READ) >>> 0;
+      if (kinds[src >>> 12] !== 0) return false;
+      // A forward copy onto its own source replicates element by element: leave it to the loop.
+      if (dst > src && dst < src + bytes) return false;
+      u8.copyWithin(dst, src, src + bytes);
+      cpu.r32[6] = cpu.r32[6]! + bytes;
+    } else if (byteFill) u8.fill(v & 0xff, dst, dst + bytes);
     else {
       const view = cpu.ramView;
-      for (let o = 0; o < n; o += 1 << s) {
+      for (let o = 0; o < bytes; o += 1 << s) {
         if (s === 2) view.setInt32(dst + o, v, true);
         else view.setUint16(dst + o, v, true);
       }
     }
+    cpu.r32[7] = di + bytes;
+    count -= elems;
+    cpu.r32[1] = count;
   }
-  cpu.r32[7] = di + n;
-  cpu.r32[1] = 0;
   return true;
 }
 
@@ -124,9 +144,9 @@ export function stringOp(kind: number, s: SizeIdx): Handler {
       return;
     }
     const ad32 = cpu.ad32;
+    if ((kind === StrKind.MOVS || kind === StrKind.STOS) && fastRep(cpu, kind, s, srcSeg)) return;
     let count = ad32 ? cpu.r32[1]! >>> 0 : cpu.r16[2]!;
     if (count === 0) return;
-    if ((kind === StrKind.MOVS || kind === StrKind.STOS) && fastRep(cpu, kind, s, count, srcSeg)) return;
     const repe = cpu.rep === 2;
     while (count !== 0) {
       once(cpu, kind, s, delta, srcSeg);
