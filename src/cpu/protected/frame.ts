@@ -71,11 +71,23 @@ export class StackFrame {
     else this.mem.write16(lin, v, this.user);
   }
 
-  /** Checks that `bytes` more can be pushed (limit and paging) before anything is written. */
-  probe(bytes: number): void {
+  /**
+   * Checks that `bytes` more can be pushed in `size`-byte pushes (limit, then paging) before
+   * anything is written. A #PF names the first push that would touch the absent page, as the
+   * processor's own pushes would.
+   */
+  probe(bytes: number, size: number): void {
     const sp = this.big ? (this.esp - bytes) | 0 : (this.esp - bytes) & 0xffff;
     const o = sp >>> 0;
     if (o < this.min || o + bytes - 1 > this.max) this.cpu.raise(Vector.SS, this.errorCode);
-    this.mem.probeWrite((this.base + sp) | 0, bytes, this.user);
+    const top = (this.base + this.esp - size) | 0;
+    this.mem.probeWrite(top, size, this.user);
+    const topPage = top & ~0xfff;
+    const bottom = (this.base + sp) | 0;
+    if ((bottom & ~0xfff) !== topPage) {
+      // The highest push that lies (at least partly) below the top push's page.
+      const k = Math.floor(((top + size - topPage) | 0) / size);
+      this.mem.probeWrite((top - k * size) | 0, size, this.user);
+    }
   }
 }

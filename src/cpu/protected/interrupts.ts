@@ -59,7 +59,7 @@ export function deliverInterrupt(
     pm.checkInnerSs(ssSel, dpl, ss, ext);
     if (off >>> 0 > t.limit) cpu.raise(Vector.GP, ext);
     const f = pm.frame.onNew(ss, pm.newEsp, dpl === 3, (ssSel & 0xfffc) | ext);
-    f.probe((withCode ? 6 : 5) * size);
+    f.probe((withCode ? 6 : 5) * size, size);
     f.push(cpu.segSel[Sreg.SS]!, size);
     f.push(cpu.r32[4]!, size);
     f.push(eflags, size);
@@ -73,7 +73,7 @@ export function deliverInterrupt(
     if (!t.conforming && t.dpl !== cpu.cpl) cpu.raise(Vector.GP, (tsel & 0xfffc) | ext);
     if (off >>> 0 > t.limit) cpu.raise(Vector.GP, ext);
     const f = pm.frame.onCurrent(ext);
-    f.probe((withCode ? 4 : 3) * size);
+    f.probe((withCode ? 4 : 3) * size, size);
     f.push(eflags, size);
     f.push(cpu.segSel[Sreg.CS]!, size);
     f.push(cpu.eip, size);

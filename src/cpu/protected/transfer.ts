@@ -80,7 +80,7 @@ export function callFar(pm: ProtectedMode, sel: number, offset: number): void {
     if (offset >>> 0 > d.limit) cpu.gp0();
     const size = cpu.op32 ? 4 : 2;
     const f = pm.frame.onCurrent(0);
-    f.probe(2 * size);
+    f.probe(2 * size, size);
     f.push(cpu.segSel[Sreg.CS]!, size);
     f.push(cpu.eip, size);
     pm.loadCs(sel, d, cpu.cpl);
@@ -121,7 +121,7 @@ function callGate(pm: ProtectedMode, sel: number, gate: Descriptor): void {
     if (off >>> 0 > t.limit) cpu.gp0();
     const count = gate.paramCount;
     const f = pm.frame.onNew(ss, pm.newEsp, dpl === 3, ssSel & 0xfffc);
-    f.probe((4 + count) * size);
+    f.probe((4 + count) * size, size);
     f.push(cpu.segSel[Sreg.SS]!, size);
     f.push(cpu.r32[4]!, size);
     for (let i = count - 1; i >= 0; i--) f.push(pm.readStack(i * size, size), size);
@@ -136,7 +136,7 @@ function callGate(pm: ProtectedMode, sel: number, gate: Descriptor): void {
   if (!t.conforming && t.dpl !== cpu.cpl) cpu.raise(Vector.GP, tsel & 0xfffc);
   if (off >>> 0 > t.limit) cpu.gp0();
   const f = pm.frame.onCurrent(0);
-  f.probe(2 * size);
+  f.probe(2 * size, size);
   f.push(cpu.segSel[Sreg.CS]!, size);
   f.push(cpu.eip, size);
   pm.loadCs(tsel, t, cpu.cpl);
