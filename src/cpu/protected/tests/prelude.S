@@ -218,17 +218,24 @@ common:
         pushal
         movw %ds, %ax
         pushl %eax
+        movw %cs, %ax                           # a handler in a conforming segment runs at
+        testb $3, %al                           # CPL 3: keep the (flat) user DS, no CR2
+        jnz 1f
         movw $0x10, %ax
         movw %ax, %ds
         movw %ax, %es
-        movl LOG_COUNT, %ebx
+1:      movl LOG_COUNT, %ebx
         shll $5, %ebx
         movl 36(%esp), %eax
         movl %eax, LOG(%ebx)
         movl 40(%esp), %eax
         movl %eax, LOG+4(%ebx)
+        xorl %eax, %eax
+        movw %cs, %cx
+        testb $3, %cl
+        jnz 4f
         movl %cr2, %eax
-        movl %eax, LOG+8(%ebx)
+4:      movl %eax, LOG+8(%ebx)
         movl 44(%esp), %eax
         movl %eax, LOG+12(%ebx)
         movl exp_vec, %eax

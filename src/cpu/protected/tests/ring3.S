@@ -28,6 +28,15 @@ test_main:
         movl %eax, RES+0x00
         movl $0x12345, %ecx
         FAULT 13, 0, rdmsr
+        # #TS and #SS go to a conforming segment (0x48): delivered at CPL 3, no stack switch.
+        movl $stub_10, %eax
+        leal idt+10*8, %edi
+        movl $0x48, %ecx
+        movl $0x8e00, %edx
+        call mkgate
+        movl $stub_12, %eax
+        leal idt+12*8, %edi
+        call mkgate
         # IRET to ring 3 with IF = 1, IOPL = 0.
         pushl $0x23
         pushl $STACK3
@@ -86,6 +95,16 @@ after_sysexit:
         movw %ss, RES+0x22
         movl %esp, RES+0x24
         FAULT 13, 0, sysexit                    # CPL 3
+        # A bad ring-0 stack in the TSS (written from ring 3: no paging here).
+        movl $0, tss+8
+        FAULT 10, 0, int $0x80                  # SS0 null: #TS(0) (INT n: EXT = 0)
+        movl $0x23, tss+8
+        FAULT 10, 0x20, int $0x80               # SS0 with RPL/DPL 3: #TS(SS0)
+        movl $0x50, tss+8
+        FAULT 10, 0x50, int $0x80               # SS0 read-only: #TS(SS0)
+        movl $0x40, tss+8
+        FAULT 12, 0x40, int $0x80               # SS0 not present: #SS(SS0)
+        movl $0x10, tss+8
         # End: int 0x84 (DPL 3 gate) halts in ring 0.
         int $0x84
 
