@@ -17,6 +17,8 @@ import {
   parseSize,
   type RunSpec,
 } from "./options.js";
+import { startControl } from "./control.js";
+import { buildDevices, parseConsole, parseDisk, parseNet } from "./devices.js";
 import { attachStdin, serialSink, WatchedSerial } from "./serial.js";
 
 /** The command line the default guest boots with (and the one we document). */
@@ -42,8 +44,24 @@ Options of run and start:
                          realtime follows the host clock; virtual derives time from the
                          instruction count, so runs with the same inputs behave the same
   --no-reboot            stop instead of rebooting when the guest resets
+  --disk FILE[,readonly][,overlay]
+                         a virtio-blk disk from a raw image (repeatable); overlay: the
+                         guest's writes stay in memory and the file is not changed
+  --net hub[:NAME]|udp:LOCAL_PORT:REMOTE_HOST:REMOTE_PORT[,mac=52:54:00:12:34:56]
+                         a virtio-net NIC (repeatable): on an in-process switch, or one
+                         Ethernet frame per UDP datagram (QEMU's -netdev dgram/socket,udp)
+  --pcap FILE            capture the frames of the --net before it to a pcap file
+  --console stdio|file:PATH|tcp:PORT|unix:PATH[,name=NAME]
+                         virtio-console: the first is port 0 (hvc0), more are named ports
+                         (/dev/vport*, /dev/virtio-ports/NAME)
+  --balloon              a virtio-balloon (its target is set through --control)
+  --rng                  a virtio-rng fed from the host's cryptographic random source
+  --control PATH         a Unix socket taking JSON lines: {"cmd":"status"},
+                         {"cmd":"balloon.set","bytes":N}, {"cmd":"balloon.get"},
+                         {"cmd":"balloon.stats"}, {"cmd":"quit"}
   --config FILE          a JSON file with any of: kernel, initrd, append, memory, serial,
-                         clock, noReboot (paths relative to the file); flags override it
+                         clock, noReboot, disks, nets, consoles (arrays of the flags' text),
+                         balloon, rng, control (paths relative to the file); flags add to it
 
 Exit status: 0 when the guest powers off, halts or resets with --no-reboot; 1 on a triple
 fault, a kernel panic on the console, or an internal error; 2 on a usage error.`;
@@ -120,9 +138,38 @@ export function parseArgs(argv: readonly string[], readConfig = readJson): Parse
       case "--clock":
         spec.clock = parseClock(value(), "--clock");
         break;
+      case "--disk":
+        spec.devices.disks.push(parseDisk(value()));
+        break;
+      case "--net":
+        spec.devices.nets.push(parseNet(value()));
+        break;
+      case "--pcap": {
+        const last = spec.devices.nets[spec.devices.nets.length - 1];
+        if (!last) throw new ConfigError("--pcap FILE captures the --net before it: give a --net first");
+        last.pcap = value();
+        break;
+      }
+      case "--console":
+        spec.devices.consoles.push(parseConsole(value()));
+        break;
+      case "--balloon":
+        spec.devices.balloon = true;
+        continue;
+      case "--rng":
+        spec.devices.rng = true;
+        continue;
+      case "--control":
+        spec.control = value();
+        break;
       default:
         throw new ConfigError(`unknown option '${flag}' (see virtkit --help)`);
     }
+  }
+  if (spec.serial.kind === "stdio" && spec.devices.consoles.some((c) => c.kind === "stdio")) {
+    throw new ConfigError(
+      "--console stdio and --serial stdio both want the terminal: give --serial file:PATH or none",
+    );
   }
   if (command === "run" && spec.kernel === undefined)
     throw new ConfigError("run needs --kernel FILE (or a config with 'kernel')");
@@ -170,18 +217,26 @@ export async function runGuest(spec: RunSpec, extra: { vmlinux?: string } = {}):
         machine?.requestStop({ kind: "stopped", detail: `kernel panic: ${line}` });
       });
       let stdin: ReturnType<typeof attachStdin> | null = null;
-      machine = new Machine({
-        memory: spec.memory,
-        kernel,
-        vmlinux,
-        initrd,
-        cmdline: spec.append ?? DEFAULT_CMDLINE,
-        serial,
-        clock: spec.clock,
-        log,
-        onSerialRxSpace: () => stdin?.rxSpace(),
-      });
+      const built = await buildDevices(spec.devices);
+      try {
+        machine = new Machine({
+          devices: built.devices,
+          memory: spec.memory,
+          kernel,
+          vmlinux,
+          initrd,
+          cmdline: spec.append ?? DEFAULT_CMDLINE,
+          serial,
+          clock: spec.clock,
+          log,
+          onSerialRxSpace: () => stdin?.rxSpace(),
+        });
+      } catch (e) {
+        await built.close();
+        throw e;
+      }
       const m = machine;
+      const control = spec.control ? await startControl(spec.control, m, built) : null;
       if (spec.serial.kind === "stdio") {
         stdin = attachStdin(m, () => m.requestStop({ kind: "stopped", detail: "quit (Ctrl-A X)" }));
       }
@@ -190,6 +245,8 @@ export async function runGuest(spec: RunSpec, extra: { vmlinux?: string } = {}):
         reason = await m.run({ yieldToHost: () => new Promise((r) => setImmediate(r)) });
       } finally {
         stdin?.detach();
+        control?.close();
+        await built.close();
       }
       if (reason.kind === "reset" && !spec.noReboot && reason.cause !== "triple fault") {
         log(`guest reset (${reason.cause}): rebooting`);

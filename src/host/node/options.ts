@@ -1,4 +1,5 @@
 import { ConfigError } from "../../common/errors.js";
+import { type DeviceSpecs, emptyDeviceSpecs, parseConsole, parseDisk, parseNet } from "./devices.js";
 
 /** How the guest's serial port (COM1) is connected. */
 export type SerialSpec = { kind: "stdio" } | { kind: "file"; path: string } | { kind: "none" };
@@ -12,6 +13,9 @@ export interface RunSpec {
   serial: SerialSpec;
   clock: "realtime" | "virtual";
   noReboot: boolean;
+  devices: DeviceSpecs;
+  /** A Unix socket for JSON-lines control (see control.ts). */
+  control?: string;
 }
 
 export const DEFAULT_MEMORY = 256 * 1024 * 1024;
@@ -19,7 +23,13 @@ export const MIN_MEMORY = 16 * 1024 * 1024;
 export const MAX_MEMORY = 3 * 1024 * 1024 * 1024;
 
 export function defaultRunSpec(): RunSpec {
-  return { memory: DEFAULT_MEMORY, serial: { kind: "stdio" }, clock: "realtime", noReboot: false };
+  return {
+    memory: DEFAULT_MEMORY,
+    serial: { kind: "stdio" },
+    clock: "realtime",
+    noReboot: false,
+    devices: emptyDeviceSpecs(),
+  };
 }
 
 /** Parses a size such as `256M`, `1G`, `65536K` or a plain byte count. */
@@ -59,7 +69,17 @@ export function applyConfigObject(spec: RunSpec, obj: unknown, where: string): R
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
     throw new ConfigError(`${where}: the configuration must be a JSON object`);
   }
-  const out: RunSpec = { ...spec };
+  const out: RunSpec = { ...spec, devices: { ...spec.devices } };
+  const list = (value: unknown, field: string): string[] => {
+    if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+      throw new ConfigError(`${field} must be an array of strings (the same text as the flag takes)`);
+    }
+    return value;
+  };
+  const bool = (value: unknown, field: string): boolean => {
+    if (typeof value !== "boolean") throw new ConfigError(`${field} must be true or false`);
+    return value;
+  };
   for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
     const field = `${where}: field '${key}'`;
     const str = (): string => {
@@ -88,8 +108,25 @@ export function applyConfigObject(spec: RunSpec, obj: unknown, where: string): R
         out.clock = parseClock(str(), field);
         break;
       case "noReboot":
-        if (typeof value !== "boolean") throw new ConfigError(`${field} must be true or false`);
-        out.noReboot = value;
+        out.noReboot = bool(value, field);
+        break;
+      case "disks":
+        out.devices.disks = list(value, field).map((t, i) => parseDisk(t, `${field}[${i}]`));
+        break;
+      case "nets":
+        out.devices.nets = list(value, field).map((t, i) => parseNet(t, `${field}[${i}]`));
+        break;
+      case "consoles":
+        out.devices.consoles = list(value, field).map((t, i) => parseConsole(t, `${field}[${i}]`));
+        break;
+      case "balloon":
+        out.devices.balloon = bool(value, field);
+        break;
+      case "rng":
+        out.devices.rng = bool(value, field);
+        break;
+      case "control":
+        out.control = str();
         break;
       default:
         throw new ConfigError(`${field} is not a known field`);
