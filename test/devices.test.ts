@@ -1,0 +1,126 @@
+/**
+ * Every virtkit device under the real Linux drivers, in one boot of the default guest:
+ * virtio-blk (raw files: a pattern both ways, mke2fs + mount checked by the host's e2fsck, a
+ * read-only disk), virtio-net (the MAC, ARP + ping answered by a host on the switch, UDP to the
+ * host), virtio-console (hvc0 both ways, a named port), virtio-balloon (inflate to a target and
+ * back, statistics) and virtio-rng.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { VirtioBalloon } from "../src/devices/balloon/balloon.js";
+import { VirtioBlk } from "../src/devices/blk/blk.js";
+import { MemoryConsole } from "../src/devices/console/backend.js";
+import { VirtioConsole } from "../src/devices/console/console.js";
+import { NetSwitch } from "../src/devices/net/switch.js";
+import { VirtioNet } from "../src/devices/net/net.js";
+import { VirtioRng } from "../src/devices/rng/rng.js";
+import { RawFileDisk } from "../src/host/node/blk/raw.js";
+import { findGuest, GuestSession, kernelProblems } from "./guest-session.js";
+import { NetResponder } from "./net-responder.js";
+
+const guest = findGuest();
+if (!guest) console.warn("devices: the default guest is not built (virtkit guest build); skipping");
+const hasE2fsck = spawnSync("e2fsck", ["-V"]).status === 0;
+
+const dir = mkdtempSync(join(tmpdir(), "virtkit-devices-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
+  it("blk, net, console, balloon and rng from inside the guest and from the host", async () => {
+    const MiB = 1 << 20;
+    const disk1 = join(dir, "pattern.img");
+    const disk2 = join(dir, "fs.img");
+    const disk3 = join(dir, "ro.img");
+    const pattern = Buffer.alloc(8 * MiB);
+    pattern.write("VIRTKIT-HOST-PATTERN", 0);
+    writeFileSync(disk1, pattern);
+    writeFileSync(disk2, Buffer.alloc(16 * MiB));
+    writeFileSync(disk3, Buffer.alloc(MiB, 0x5a));
+    const blks = [
+      new VirtioBlk({ backend: await RawFileDisk.open(disk1) }),
+      new VirtioBlk({ backend: await RawFileDisk.open(disk2) }),
+      new VirtioBlk({ backend: await RawFileDisk.open(disk3, { readOnly: true }), readOnly: true }),
+    ];
+    const hub = new NetSwitch();
+    const responder = new NetResponder();
+    responder.endpoint.connect(hub.port("host"));
+    const nic = new VirtioNet({ backend: hub.port("guest"), mac: "52:54:00:12:34:56" });
+    const hvc = new MemoryConsole();
+    const named = new MemoryConsole();
+    const con = new VirtioConsole({
+      ports: [{ backend: hvc }, { backend: named, name: "org.virtkit.test" }],
+    });
+    const balloon = new VirtioBalloon();
+    const s = new GuestSession(guest!, { devices: [...blks, nic, con, balloon, new VirtioRng()] });
+    await s.waitFor("VIRTKIT-GUEST-READY modules=17 failed=none");
+    await s.waitFor("virtkit# ");
+
+    // virtio-blk: the pattern the host wrote, a pattern the guest writes
+    expect(await s.run("dd if=/dev/vda bs=512 count=1 2>/dev/null | head -c 20")).toContain(
+      "VIRTKIT-HOST-PATTERN",
+    );
+    await s.run(
+      "echo -n GUEST-WROTE-THIS | dd of=/dev/vda bs=512 seek=100 conv=notrunc,fsync 2>/dev/null; sync",
+    );
+    expect(
+      readFileSync(disk1)
+        .subarray(100 * 512, 100 * 512 + 16)
+        .toString(),
+    ).toBe("GUEST-WROTE-THIS");
+    // a file system
+    const fs = await s.run(
+      "mke2fs -q /dev/vdb && mkdir -p /mnt && mount -t ext2 /dev/vdb /mnt && echo hello > /mnt/f && cat /mnt/f && umount /mnt && echo FS-OK",
+    );
+    expect(fs).toContain("FS-OK");
+    if (hasE2fsck) expect(spawnSync("e2fsck", ["-fn", disk2]).status).toBe(0);
+    // the read-only disk refuses writes
+    expect(await s.run("dd if=/dev/zero of=/dev/vdc bs=512 count=1 conv=fsync 2>&1; echo rc=$?")).toMatch(
+      /rc=[1-9]/,
+    );
+    expect(readFileSync(disk3).every((b) => b === 0x5a)).toBe(true);
+
+    // virtio-net: MAC, ARP + ping to the host, UDP to the host
+    expect(await s.run("cat /sys/class/net/eth0/address")).toContain("52:54:00:12:34:56");
+    const ping = await s.run("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && ping -c 2 -W 5 10.0.2.2");
+    expect(ping).toMatch(/2 packets transmitted, 2 (packets )?received/);
+    expect(responder.arpRequests).toBeGreaterThan(0);
+    expect(responder.echoRequests).toBe(2);
+    await s.run("echo virtkit-udp | nc -u -w 1 10.0.2.2 7777");
+    expect(responder.udp).toContainEqual({ port: 7777, data: "virtkit-udp\n" });
+
+    // virtio-console: hvc0 both ways, and the named port
+    const fromGuest: string[] = [];
+    hvc.onOutput = (d) => fromGuest.push(Buffer.from(d).toString());
+    await s.run("echo to-host-via-hvc0 > /dev/hvc0");
+    expect(fromGuest.join("")).toContain("to-host-via-hvc0");
+    expect(await s.run("ls /dev/virtio-ports/")).toContain("org.virtkit.test");
+    s.send("stty -F /dev/hvc0 raw -echo; dd if=/dev/hvc0 bs=1 count=12 2>/dev/null; echo; echo HVC-DONE\n");
+    await new Promise((r) => setTimeout(r, 2000));
+    hvc.send("from-host-12");
+    expect(await s.waitFor("HVC-DONE\r\n")).toContain("from-host-12");
+
+    // virtio-balloon: inflate to 16 MiB, then deflate; statistics arrive
+    balloon.setTarget(16 * MiB);
+    s.machine.kick();
+    const deadline = Date.now() + 300_000;
+    while (balloon.currentSize !== 16 * MiB && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(balloon.currentSize).toBe(16 * MiB);
+    balloon.setTarget(0);
+    while (balloon.currentSize !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(balloon.currentSize).toBe(0);
+    balloon.requestStats();
+    while (balloon.stats === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(balloon.stats).not.toBeNull();
+
+    // virtio-rng
+    expect(await s.run("cat /sys/class/misc/hw_random/rng_current")).toContain("virtio_rng");
+
+    s.send("poweroff -f\n");
+    expect((await s.finished()).kind).toBe("halted");
+    expect(kernelProblems(s.log)).toEqual([]);
+  }, 1_500_000);
+});

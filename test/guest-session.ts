@@ -1,0 +1,110 @@
+/**
+ * Boots the default guest (Debian 12's 686 kernel + the busybox initramfs that `virtkit guest
+ * build` makes) in a virtkit Machine and talks to its shell over COM1. Used by the end-to-end
+ * tests; skips (returns undefined from `findGuest`) where the guest has not been built.
+ */
+import { readFileSync } from "node:fs";
+import { findCachedGuest, type DefaultGuest } from "../src/host/node/guest/build.js";
+import { Machine, type MachineConfig, type StopReason } from "../src/machine/machine.js";
+
+export function findGuest(): DefaultGuest | undefined {
+  return findCachedGuest();
+}
+
+/** Lines the kernel must never print in our tests. */
+export function kernelProblems(log: string): string[] {
+  // Two "unknown" lines are expected and explained: our own CPUID vendor string (the kernel
+  // then uses its generic CPU setup) and the MMIO Stale Data status (also on QEMU's PC).
+  const allowed = [/CPU: vendor_id '.*' unknown, using generic init/, /MMIO Stale Data: Unknown/];
+  return log
+    .split(/\r?\n/)
+    .filter((l) => /Oops|Call Trace|WARNING:|BUG:|Kernel panic|No IRQ known|unknown/i.test(l))
+    .filter((l) => !allowed.some((a) => a.test(l)));
+}
+
+export class GuestSession {
+  readonly machine: Machine;
+  private out = "";
+  private cursor = 0;
+  private running: Promise<StopReason>;
+  private stopped: StopReason | null = null;
+
+  constructor(guest: DefaultGuest, extra: Partial<MachineConfig> = {}) {
+    this.machine = new Machine({
+      memory: 256 * 1024 * 1024,
+      kernel: new Uint8Array(readFileSync(guest.kernel)),
+      vmlinux: guest.vmlinux ? new Uint8Array(readFileSync(guest.vmlinux)) : undefined,
+      initrd: new Uint8Array(readFileSync(guest.initrd)),
+      cmdline: "console=ttyS0 acpi=off pci=nomsi panic=-1",
+      clock: "virtual",
+      wallClock: () => Date.UTC(2026, 10, 23),
+      serial: { write: (b) => void (this.out += Buffer.from(b).toString("latin1")) },
+      ...extra,
+    });
+    this.running = this.machine.run({ yieldToHost: () => new Promise((r) => setImmediate(r)) }).then((r) => {
+      this.stopped = r;
+      return r;
+    });
+  }
+
+  /** Everything the guest printed on COM1 so far. */
+  get log(): string {
+    return this.out;
+  }
+
+  /** Waits until `pattern` appears after the read cursor; moves the cursor past it. */
+  async waitFor(pattern: RegExp | string, timeoutMs = 1_200_000): Promise<string> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const rest = this.out.slice(this.cursor);
+      const m = typeof pattern === "string" ? rest.indexOf(pattern) : rest.search(pattern);
+      if (m >= 0) {
+        const len = typeof pattern === "string" ? pattern.length : (rest.match(pattern)?.[0].length ?? 0);
+        const text = rest.slice(0, m + len);
+        this.cursor += m + len;
+        return text;
+      }
+      if (this.stopped)
+        throw new Error(`guest stopped (${JSON.stringify(this.stopped)}) before ${pattern}\n${this.tail()}`);
+      if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}\n${this.tail()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  tail(lines = 30): string {
+    return this.out.split("\n").slice(-lines).join("\n");
+  }
+
+  /** Types `text` into the console. */
+  send(text: string): void {
+    const bytes = new TextEncoder().encode(text);
+    let off = 0;
+    const push = (): void => {
+      off += this.machine.serialReceive(bytes.subarray(off));
+      if (off < bytes.length) setTimeout(push, 5);
+    };
+    push();
+  }
+
+  /**
+   * Runs a shell command and returns its output (between two markers, so the echo of the
+   * command line itself is not part of it).
+   */
+  async run(cmd: string, timeoutMs = 1_200_000): Promise<string> {
+    const id = Math.floor(Math.random() * 1e9);
+    this.send(`${cmd}; echo "@@END""${id}@@ $?"\n`);
+    const text = await this.waitFor(new RegExp(`@@END${id}@@ \\d+`), timeoutMs);
+    const start = text.indexOf("\n");
+    return text.slice(start + 1, text.lastIndexOf(`@@END${id}@@`)).replace(/\r/g, "");
+  }
+
+  /** Waits for the machine to stop. */
+  finished(): Promise<StopReason> {
+    return this.running;
+  }
+
+  stop(): Promise<StopReason> {
+    this.machine.requestStop({ kind: "stopped", detail: "test finished" });
+    return this.running;
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * A tiny host on the virtual network for tests: answers ARP for its IPv4 address and ICMP echo
+ * requests, and records UDP datagrams sent to it. Built on HostEndpoint (raw Ethernet frames).
+ */
+import { HostEndpoint } from "../src/devices/net/host-endpoint.js";
+
+export const HOST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x00, 0x00, 0x02);
+export const HOST_IP = Uint8Array.of(10, 0, 2, 2);
+
+function checksum(b: Uint8Array, start: number, end: number): number {
+  let sum = 0;
+  for (let i = start; i < end; i += 2) sum += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+const eq = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+
+export class NetResponder {
+  readonly endpoint: HostEndpoint;
+  arpRequests = 0;
+  echoRequests = 0;
+  readonly udp: { port: number; data: string }[] = [];
+
+  constructor() {
+    this.endpoint = new HostEndpoint({ onFrame: (f) => this.onFrame(f) });
+  }
+
+  private onFrame(f: Uint8Array): void {
+    const type = (f[12]! << 8) | f[13]!;
+    if (type === 0x0806 && f.length >= 42 && f[21] === 1 && eq(f.subarray(38, 42), HOST_IP)) {
+      this.arpRequests++;
+      const r = new Uint8Array(42);
+      r.set(f.subarray(6, 12), 0);
+      r.set(HOST_MAC, 6);
+      r.set([0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2], 12);
+      r.set(HOST_MAC, 22);
+      r.set(HOST_IP, 28);
+      r.set(f.subarray(22, 32), 32); // sender MAC + IP become the target
+      this.endpoint.send(r);
+      return;
+    }
+    if (type !== 0x0800 || f.length < 34 || !eq(f.subarray(30, 34), HOST_IP)) return;
+    const ihl = (f[14]! & 0xf) * 4;
+    const total = (f[16]! << 8) | f[17]!;
+    const l4 = 14 + ihl;
+    if (f[23] === 1 && f[l4] === 8) {
+      this.echoRequests++;
+      const r = f.slice(0, 14 + total);
+      r.set(f.subarray(6, 12), 0);
+      r.set(HOST_MAC, 6);
+      r.set(f.subarray(30, 34), 26);
+      r.set(f.subarray(26, 30), 30);
+      r[24] = r[25] = 0;
+      const ipc = checksum(r, 14, l4);
+      r[24] = ipc >> 8;
+      r[25] = ipc & 0xff;
+      r[l4] = 0;
+      r[l4 + 2] = r[l4 + 3] = 0;
+      const c = checksum(r, l4, 14 + total);
+      r[l4 + 2] = c >> 8;
+      r[l4 + 3] = c & 0xff;
+      this.endpoint.send(r);
+    } else if (f[23] === 17) {
+      const port = (f[l4 + 2]! << 8) | f[l4 + 3]!;
+      const len = (f[l4 + 4]! << 8) | f[l4 + 5]!;
+      this.udp.push({ port, data: new TextDecoder().decode(f.subarray(l4 + 8, l4 + len)) });
+    }
+  }
+}
