@@ -187,59 +187,67 @@ export class CpuAccess extends CpuState {
     return (this.segBase[seg]! + off) | 0;
   }
 
-  // Fast path: a flat read/write segment (base 0, 4 GiB) without paging goes straight to RAM.
+  // Data accesses: a flat segment (base 0, 4 GiB, RW) skips the limit check; without paging a
+  // RAM page is then read/written inline; everything else goes through readLin/writeLin.
+
   read8(seg: number, off: number): number {
-    if (this.segFlat[seg] !== 0 && this.paging === null) {
-      const p = off >>> 0;
+    const lin = this.segFlat[seg] !== 0 ? off : this.linRead(seg, off, 1);
+    if (this.paging === null) {
+      const p = lin >>> 0;
       if (this.pageKind[p >>> 12] === 0) return this.ramU8[p]!;
     }
-    return this.readLin8(this.linRead(seg, off, 1));
+    return this.readLin8(lin);
   }
   read16(seg: number, off: number): number {
-    if (this.segFlat[seg] !== 0 && this.paging === null) {
-      const p = off >>> 0;
+    const lin = this.segFlat[seg] !== 0 ? off : this.linRead(seg, off, 2);
+    if (this.paging === null) {
+      const p = lin >>> 0;
       if ((p & 0xfff) !== 0xfff && this.pageKind[p >>> 12] === 0)
         return this.ramU8[p]! | (this.ramU8[p + 1]! << 8);
     }
-    return this.readLin16(this.linRead(seg, off, 2));
+    return this.readLin16(lin);
   }
   read32(seg: number, off: number): number {
-    if (this.segFlat[seg] !== 0 && this.paging === null) {
-      const p = off >>> 0;
+    const lin = this.segFlat[seg] !== 0 ? off : this.linRead(seg, off, 4);
+    if (this.paging === null) {
+      const p = lin >>> 0;
       if ((p & 0xfff) <= 0xffc && this.pageKind[p >>> 12] === 0) return this.ramView.getInt32(p, true);
     }
-    return this.readLin32(this.linRead(seg, off, 4));
+    return this.readLin32(lin);
   }
   write8(seg: number, off: number, v: number): void {
-    if (this.segFlat[seg] !== 0 && this.paging === null) {
-      const p = off >>> 0;
+    const lin = this.segFlat[seg] !== 0 ? off : this.linWrite(seg, off, 1);
+    if (this.paging === null) {
+      const p = lin >>> 0;
       if (this.pageKind[p >>> 12] === 0) {
         this.ramU8[p] = v;
         return;
       }
     }
-    this.writeLin8(this.linWrite(seg, off, 1), v);
+    this.writeLin8(lin, v);
   }
   write16(seg: number, off: number, v: number): void {
-    if (this.segFlat[seg] !== 0 && this.paging === null) {
-      const p = off >>> 0;
+    const lin = this.segFlat[seg] !== 0 ? off : this.linWrite(seg, off, 2);
+    if (this.paging === null) {
+      const p = lin >>> 0;
       if ((p & 0xfff) !== 0xfff && this.pageKind[p >>> 12] === 0) {
         this.ramU8[p] = v;
         this.ramU8[p + 1] = v >>> 8;
         return;
       }
     }
-    this.writeLin16(this.linWrite(seg, off, 2), v);
+    this.writeLin16(lin, v);
   }
   write32(seg: number, off: number, v: number): void {
-    if (this.segFlat[seg] !== 0 && this.paging === null) {
-      const p = off >>> 0;
+    const lin = this.segFlat[seg] !== 0 ? off : this.linWrite(seg, off, 4);
+    if (this.paging === null) {
+      const p = lin >>> 0;
       if ((p & 0xfff) <= 0xffc && this.pageKind[p >>> 12] === 0) {
         this.ramView.setInt32(p, v, true);
         return;
       }
     }
-    this.writeLin32(this.linWrite(seg, off, 4), v);
+    this.writeLin32(lin, v);
   }
 
   // ---- instruction fetch ---------------------------------------------------------------------
