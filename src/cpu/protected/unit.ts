@@ -304,7 +304,7 @@ export class ProtectedMode implements ProtectedModeUnit {
     if (ok && !(d.isCode && d.conforming) && (d.dpl < cpu.cpl || d.dpl < (sel & 3))) ok = false;
     this.setZf(ok);
     if (!ok) return;
-    const v = lsl ? d.limit : d.hi & 0x00ff_ff00; // bits 19:16 (limit) as P6 processors return them
+    const v = lsl ? d.limit : d.hi & 0x00f0_ff00; // 00FxFF00: bits 19:16 are undefined (0 here, as QEMU)
     if (cpu.op32) cpu.r32[cpu.modReg] = v;
     else cpu.r16[cpu.modReg << 1] = v;
   }

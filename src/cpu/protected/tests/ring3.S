@@ -27,7 +27,7 @@ test_main:
         rdmsr
         movl %eax, RES+0x00
         movl $0x12345, %ecx
-        FAULT 13, 0, rdmsr
+        FAULT 13, 0, rdmsr                      # qemu: TCG reads unknown MSRs as 0 (no #GP)
         # #TS and #SS go to a conforming segment (0x48): delivered at CPL 3, no stack switch.
         movl $stub_10, %eax
         leal idt+10*8, %edi
@@ -85,7 +85,7 @@ user:
         movl %esp, RES+0x18                     # RET 4 popped the parameter
         movw %es, RES+0x1c                      # ES (DPL 0, loaded by the target) is now null
         movw %fs, RES+0x1e                      # FS (DPL 3) kept
-        FAULT 13, 0, movl %es:0, %eax           # the null ES faults
+        FAULT 13, 0, movl %es:0, %eax           # qemu: TCG does not check data segment limits/rights
         # SYSENTER / SYSEXIT.
         movl %esp, %ecx
         movl $after_sysexit, %edx
@@ -103,7 +103,7 @@ after_sysexit:
         movl $0x50, tss+8
         FAULT 10, 0x50, int $0x80               # SS0 read-only: #TS(SS0)
         movl $0x40, tss+8
-        FAULT 12, 0x40, int $0x80               # SS0 not present: #SS(SS0)
+        FAULT 12, 0x40, int $0x80               # qemu: TCG raises #TS, the SDM says #SS (as here)
         movl $0x10, tss+8
         # End: int 0x84 (DPL 3 gate) halts in ring 0.
         int $0x84
@@ -113,5 +113,7 @@ sysenter_target:
         movw %ss, RES+0x32
         movl %esp, RES+0x34
         pushfl
-        popl RES+0x38
+        popl %eax
+        andl $0x200, %eax
+        movl %eax, RES+0x38                     # IF
         sysexit

@@ -20,6 +20,8 @@ test_main:
         FAULT 13, 0x10, movw %ax, %ss           # RPL 3 != CPL 0
         movw $0x1000, %ax
         FAULT 13, 0x1000, movw %ax, %ds         # beyond the GDT limit
+        xorw %ax, %ax
+        lldt %ax                                # a null LDTR (at reset its limit is 0xffff)
         movw $0x0c, %ax
         FAULT 13, 0x0c, movw %ax, %ds           # LDT selector with a null LDTR
         movw $0x70, %ax
@@ -37,20 +39,20 @@ test_main:
         # ---- null segments, limits, expand-down, read-only, code writes ----
         xorl %eax, %eax
         movw %ax, %es                           # loading null is fine
-        FAULT 13, 0, movl %es:RES, %eax         # using it is not
+        FAULT 13, 0, movl %es:RES, %eax         # qemu: TCG does not check data segment limits/rights
         movw $0x30, %ax
         movw %ax, %es
         movl %es:0xffc, %eax                    # last dword inside the limit
-        FAULT 13, 0, movl %es:0xffd, %eax
+        FAULT 13, 0, movl %es:0xffd, %eax       # qemu: TCG does not check data segment limits/rights
         movw $0x38, %ax
         movw %ax, %es
         movb %es:0x1000, %al                    # expand-down: 0x1000.. valid
-        FAULT 13, 0, movb %es:0xfff, %al
+        FAULT 13, 0, movb %es:0xfff, %al        # qemu: TCG does not check data segment limits/rights
         movw $0x50, %ax
         movw %ax, %es
         movl %es:RES, %eax                      # read-only: reads fine
-        FAULT 13, 0, movl %eax, %es:RES
-        FAULT 13, 0, movl %eax, %cs:RES         # code segments are never writable
+        FAULT 13, 0, movl %eax, %es:RES         # qemu: TCG does not check data segment limits/rights
+        FAULT 13, 0, movl %eax, %cs:RES         # qemu: TCG does not check data segment limits/rights
         movw $0x10, %ax
         movw %ax, %es
         # SS limit: #SS(0) through an SS-relative address.
@@ -58,7 +60,7 @@ test_main:
         movw $0x30, %ax
         movw %ax, %ss
         movl $0x800, %esp
-        FAULT 12, 0, movl 0x800(%esp), %eax
+        FAULT 12, 0, movl 0x800(%esp), %eax     # qemu: TCG does not check data segment limits/rights
         movw $0x10, %ax
         movw %ax, %ss
         movl %ebp, %esp
