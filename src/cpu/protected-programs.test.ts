@@ -261,6 +261,27 @@ describe.skipIf(!toolsPresent)("protected-mode programs (assembled with GNU as)"
   });
 });
 
+describe.skipIf(!toolsPresent)("16-bit protected mode", () => {
+  it("legacy16: 16-bit interrupt/trap gates and IRETW, far CALL into 16-bit code, 16-bit call gate with RETW 2", () => {
+    const p = build("legacy16");
+    const r = execute(p);
+    expectClean(p, r, declaredFaults("legacy16"));
+    const u32 = (o: number) => r.ram.readU32(RES + o);
+    const u16 = (o: number) => r.ram.readU16(RES + o);
+    const sym = (n: string) => p.symbols.find((s) => s.name === n)!.addr;
+    expect(u32(0x00) - u32(0x10)).toBe(6); // FLAGS, CS, IP as words
+    expect(u32(0x04)).toBe(u32(0x00));
+    expect(u32(0x18)).toBe(0x08);
+    expect(u32(0x1c)).toBe(0);
+    expect(u32(0x14)).toBe(sym("after85")); // the pushed IP
+    expect(u16(0x20)).toBe(0x90);
+    expect(u32(0x24) - u32(0x30)).toBe(6); // parameter word + CS + IP
+    expect([u16(0x34), u16(0x36), u16(0x38)]).toEqual([sym("after_gate16"), 0x90, 0x1234]);
+    expect(u16(0x28)).toBe(0x90);
+    expect(u32(0x08)).toBe(u32(0x00));
+  });
+});
+
 // ---- the same programs under QEMU (TCG), as a check of the expectations themselves ----------------
 
 const qemuPresent =
@@ -323,12 +344,13 @@ const QEMU_RES_DIFFERENCES: Record<string, Record<number, string>> = {
     0x30: "QEMU flushes global pages on CR3 writes too (allowed: the SDM only permits keeping them)",
   },
   ring3: {},
+  legacy16: {},
 };
 
 describe.skipIf(!qemuPresent)(
   "protected-mode programs under QEMU (checks the expected faults and results)",
   () => {
-    for (const name of ["segments", "ring3", "paging"]) {
+    for (const name of ["segments", "ring3", "paging", "legacy16"]) {
       it(`${name}: QEMU takes the same faults and stores the same results, except documented QEMU deviations`, async () => {
         const p = build(name);
         const qmem = await runUnderQemu(name, p);

@@ -347,6 +347,9 @@ gdt:
         .quad 0x00cf1a000000ffff        # 0x78 code, not present
         .quad 0                         # 0x80 call gate, DPL 0 (filled in)
         .quad 0x0000e50000000000        # 0x88 task gate, DPL 3
+        .quad 0x00009a000000ffff        # 0x90 16-bit code, DPL 0, 64 KiB
+        .quad 0x000092000000ffff        # 0x98 16-bit data, DPL 0, 64 KiB
+        .quad 0                         # 0xa0 16-bit call gate (filled in by a test)
 gdt_end:
 gdt_ptr:
         .word gdt_end - gdt - 1
@@ -359,7 +362,7 @@ ldt:
         .quad 0x00cff2000000ffff        # LDT 0x14: data, DPL 3
 
 idt_ptr:
-        .word 0x85*8 - 1
+        .word 0x88*8 - 1
         .long idt
 
 resume: .long 0
@@ -371,6 +374,6 @@ exp_cr2: .long 0
 
         .bss
         .align 4096
-idt:    .space 0x85*8
+idt:    .space 0x88*8
         .align 16
 tss:    .space 0x68 + 0x2001
