@@ -4,6 +4,7 @@
  * handlers for 16- and 32-bit operand size, and whether LOCK may prefix it. `DISPATCH` is built
  * from it: index = opcode | (operand size 32 ? 0x200 : 0); every hole raises #UD.
  */
+import { VirtkitError } from "../common/errors.js";
 import type { Handler } from "./cpu.js";
 import { AluKind, aluAI, aluEG, aluGE, group1, group3, imulG, incDecReg, testAI, testEG } from "./ops-alu.js";
 import { bsx, btG, bswap, cmov, cmpxchg, group8, group9, movx, setcc, xadd } from "./ops-bits.js";
@@ -331,7 +332,7 @@ for (const p of [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf
 
 for (const e of entries) {
   if (DISPATCH[e.op] !== ud && e.op !== 0x0b + X)
-    throw new Error(`opcode table: duplicate entry ${e.op.toString(16)}`);
+    throw new VirtkitError("CPU_TABLE", `opcode table: duplicate entry ${e.op.toString(16)}`);
   DISPATCH[e.op] = e.h16;
   DISPATCH[e.op | 0x200] = e.h32;
   if (e.lock) LOCKABLE[e.op] = 1;

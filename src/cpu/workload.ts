@@ -4,6 +4,7 @@
  * insertion sort. Two builds: flat 32-bit and real mode (16-bit), hand-encoded through a tiny
  * label-resolving assembler.
  */
+import { VirtkitError } from "../common/errors.js";
 
 class Asm {
   readonly out: number[] = [];
@@ -33,10 +34,11 @@ class Asm {
   assemble(): Uint8Array {
     for (const f of this.fixups) {
       const target = this.labels.get(f.label);
-      if (target === undefined) throw new Error(`workload: undefined label ${f.label}`);
+      if (target === undefined)
+        throw new VirtkitError("WORKLOAD_ASM", `workload: undefined label ${f.label}`);
       const rel = target - (f.at + f.size);
       if (f.size === 1 && (rel < -128 || rel > 127))
-        throw new Error(`workload: rel8 out of range to ${f.label}`);
+        throw new VirtkitError("WORKLOAD_ASM", `workload: rel8 out of range to ${f.label}`);
       for (let i = 0; i < f.size; i++) this.out[f.at + i] = (rel >> (8 * i)) & 0xff;
     }
     return Uint8Array.from(this.out);
