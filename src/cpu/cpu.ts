@@ -63,12 +63,14 @@ export class Cpu extends CpuAccess {
   /** Instructions retired since reset. */
   instructions = 0;
   private runCount = 0;
+  /** Instructions retired in the current `run` slice (added to `instructions` when it ends). */
+  private sliceRetired = 0;
 
   constructor(options: CpuOptions) {
     super(options.memory);
     this.io = options.io;
     this.intc = options.interrupts ?? null;
-    this.cpuid = new CpuidUnit(options.clockNs ?? (() => this.instructions + this.runCount));
+    this.cpuid = new CpuidUnit(options.clockNs ?? (() => this.retired + this.runCount));
     if (options.fpu !== false) this.fpu = new Fpu(this.fpuHost());
     else this.cpuid.features &= ~1;
     this.reset();
@@ -392,37 +394,47 @@ export class Cpu extends CpuAccess {
    * shutdown). Faults are caught here once and delivered.
    */
   run(budget: number): ExitReason {
-    let n = 0;
+    this.sliceRetired = 0;
     this.slowCheck = true;
     while (true) {
       try {
-        while (n < budget) {
+        while (this.sliceRetired < budget) {
           if (this.slowCheck) {
             this.instrStart = this.eip;
             const exit = this.boundary();
-            if (exit >= 0) {
-              this.instructions += n;
-              return exit as ExitReason;
-            }
+            if (exit >= 0) return this.endSlice(exit as ExitReason);
           }
           this.instrStart = this.eip;
           this.step();
-          n++;
+          this.sliceRetired++;
         }
-        this.instructions += n;
-        return ExitReason.BUDGET;
+        return this.endSlice(ExitReason.BUDGET);
       } catch (e) {
-        if (e !== this.fault) throw e;
-        n++;
+        if (e !== this.fault) {
+          this.endSlice(ExitReason.BUDGET);
+          throw e;
+        }
+        this.sliceRetired++;
         if (this.lengthGuard) this.endLengthGuard();
         this.eip = this.instrStart;
         this.exception(this.fault.vector, this.fault.errorCode);
-        if (this.shutdown) {
-          this.instructions += n;
-          return ExitReason.SHUTDOWN;
-        }
+        if (this.shutdown) return this.endSlice(ExitReason.SHUTDOWN);
       }
     }
+  }
+
+  private endSlice(exit: ExitReason): ExitReason {
+    this.instructions += this.sliceRetired;
+    this.sliceRetired = 0;
+    return exit;
+  }
+
+  /**
+   * Instructions retired since reset, counted live (also in the middle of `run`, when a device
+   * or RDTSC asks): a clock derived from the instruction count reads it.
+   */
+  get retired(): number {
+    return this.instructions + this.sliceRetired;
   }
 
   /** Delivers a fault, escalating to #DF and shutdown when delivery itself faults. */

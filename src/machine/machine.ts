@@ -204,7 +204,7 @@ export class Machine {
   }
 
   private timeSource(): number {
-    if (this.clockMode === "virtual") return this.cpu.instructions * this.nsPerInstruction + this.skippedNs;
+    if (this.clockMode === "virtual") return this.cpu.retired * this.nsPerInstruction + this.skippedNs;
     return (this.hostClock() - this.hostStart) * 1e6;
   }
 
