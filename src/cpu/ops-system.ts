@@ -14,7 +14,7 @@ function requireCpl0(cpu: Cpu): void {
 export function writeCr0(cpu: Cpu, v: number): void {
   v = (v | Cr0.ET) >>> 0;
   if ((v & Cr0.PG) !== 0 && (v & Cr0.PE) === 0) cpu.gp0();
-  if ((v & 0x6000_0000) === 0x4000_0000) cpu.gp0(); // NW without CD
+  if ((v & 0x6000_0000) === 0x2000_0000) cpu.gp0(); // NW (bit 29) without CD (bit 30)
   const old = cpu.cr0;
   cpu.cr0 = v;
   if (((old ^ v) & (Cr0.PE | Cr0.PG | Cr0.WP)) !== 0) {
