@@ -113,6 +113,30 @@ describe("exception delivery corner cases", () => {
   });
 });
 
+describe("control registers", () => {
+  it("MOV CR0 raises #GP(0) for PG without PE and for NW without CD; CD without NW is accepted", () => {
+    for (const [value, faults] of [
+      [0x8000_0010, true], // PG, no PE
+      [0x2000_0011, true], // NW, no CD
+      [0x4000_0011, false], // CD alone
+      [0x6000_0011, false], // CD and NW
+    ] as const) {
+      const { cpu, ram } = setup();
+      ram.u8.set([0x0f, 0x22, 0xc0, 0xf4], CODE); // mov cr0, eax; hlt
+      cpu.r32[0] = value;
+      cpu.run(10);
+      if (faults) {
+        expect(handlerOf(cpu)).toBe(13);
+        expect(ram.readU32(cpu.r32[4]! >>> 0)).toBe(0);
+        expect(cpu.cr0 >>> 0).toBe(0x11);
+      } else {
+        expect(cpu.eip).toBe(CODE + 4);
+        expect(cpu.cr0 >>> 0).toBe(value);
+      }
+    }
+  });
+});
+
 describe("NMI and interrupt shadows", () => {
   it("NMI is delivered with IF = 0 and blocked until the handler's IRET", () => {
     const { cpu, ram } = setup();

@@ -185,6 +185,7 @@ describe.skipIf(!toolsPresent)("protected-mode programs (assembled with GNU as)"
     expect(r.ram.readU16(RES + 0x40)).toBe(0x68); // SLDT
     expect([u8(0x44), u8(0x45)]).toEqual([0x93, 0x91]); // accessed bits written back
     expect(u32(0x48) & 0x8000_0011).toBe(0x11); // CR0: PE, ET; PG clear
+    expect(r.ram.readU16(RES + 0x4e) & 1).toBe(1); // PE survives LMSW
   });
 
   it("ring3: IRET to CPL 3, INT 0x80 on the TSS stack, gates, CPL 3 restrictions, call gate with RET 4, SYSENTER/SYSEXIT", () => {

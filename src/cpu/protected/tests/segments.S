@@ -167,6 +167,15 @@ test_main:
         smsw %ax
         movw %ax, RES+0x4c
         clts
+        # (CR0 PG without PE and NW without CD: protected-faults.test.ts; QEMU accepts them.)
+        movl $0x20, %eax
+        FAULT 13, 0, movl %eax, %cr4                   # qemu: qemu32 has PAE (CPUID here reports none)
+        FAULT 6, NOCODE, movl %cr1, %eax        # no CR1
+        smsw %ax
+        andw $0xfffe, %ax
+        lmsw %ax                                # LMSW cannot clear PE
+        smsw %ax
+        movw %ax, RES+0x4e
         jmp done
 
 conforming:
