@@ -86,3 +86,30 @@ describe("pcap", () => {
     expect(() => parsePcap(new Uint8Array(24))).toThrow(/not a pcap file/);
   });
 });
+
+describe("re-entrancy", () => {
+  it("a host endpoint that answers inside onFrame reaches the NIC while the NIC is still transmitting", () => {
+    const [nicEnd, hostEnd] = createCable();
+    const r = createNetRig(nicEnd, { mac: MAC_A });
+    for (let i = 0; i < 4; i++) r.net.postRx(0, [2048]);
+    r.net.kick(0);
+    const host = new HostEndpoint({
+      onFrame: (f) => {
+        const reply = f.slice();
+        reply.set(f.subarray(6, 12), 0);
+        reply.set(MAC_B, 6);
+        host.send(reply);
+      },
+    }).connect(hostEnd);
+    const sent = [frame(10), frame(200), frame(30)];
+    for (const f of sent) r.net.send(1, f, { kick: false });
+    r.net.kick(1);
+    for (const f of sent) {
+      const got = r.net.receive(0)!.frame;
+      expect(got.subarray(12)).toEqual(f.subarray(12));
+      expect(got.subarray(0, 6)).toEqual(MAC_A);
+    }
+    expect(r.device.counters.txFrames).toBe(3);
+    expect(r.device.counters.rxFrames).toBe(3);
+  });
+});
