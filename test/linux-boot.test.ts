@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { VirtioRng } from "../src/devices/rng/rng.js";
+import { DEFAULT_CMDLINE } from "../src/host/node/cli.js";
 import { findGuest, GuestSession, kernelProblems } from "./guest-session.js";
 
 const guest = findGuest();
@@ -32,6 +33,16 @@ describe.skipIf(!guest)("Debian 12 i386 on virtkit", () => {
     const r = await s.finished();
     expect(r.kind).toBe("halted");
     expect(s.log).toContain("Run /init as init process");
+    expect(kernelProblems(s.log)).toEqual([]);
+  }, 1_200_000);
+
+  it("boots with the default command line (ACPI on) and powers off through ACPI S5", async () => {
+    const s = new GuestSession(guest!, { cmdline: DEFAULT_CMDLINE });
+    await s.waitFor("virtkit# ");
+    expect(s.log).toContain("ACPI: PM: (supports S0 S5)");
+    expect(await s.run("cat /proc/cmdline")).toContain(DEFAULT_CMDLINE);
+    s.send("poweroff -f\n");
+    expect(await s.finished()).toEqual({ kind: "poweroff" });
     expect(kernelProblems(s.log)).toEqual([]);
   }, 1_200_000);
 });

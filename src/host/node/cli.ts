@@ -3,8 +3,8 @@
  * The `virtkit` command: `run` boots a kernel, `guest build` makes the default guest, `start`
  * builds it if missing and boots it.
  */
-import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { ConfigError, VirtkitError } from "../../common/errors.js";
 import { Machine, type StopReason } from "../../machine/machine.js";
 import { buildDefaultGuest, defaultCacheDir, findCachedGuest } from "./guest/build.js";
@@ -22,7 +22,7 @@ import { buildDevices, parseConsole, parseDisk, parseNet } from "./devices.js";
 import { attachStdin, serialSink, WatchedSerial } from "./serial.js";
 
 /** The command line the default guest boots with (and the one we document). */
-export const DEFAULT_CMDLINE = "console=ttyS0 acpi=off pci=nomsi panic=-1";
+export const DEFAULT_CMDLINE = "console=ttyS0 panic=-1";
 
 const HELP = `virtkit: a virtio device framework and an x86 machine that boots Linux.
 
@@ -281,6 +281,40 @@ function report(reason: StopReason, panicLine: string | null, log: (m: string) =
   }
 }
 
+/**
+ * `virtkit start` with no device flags attaches one of each: a 64 MiB scratch disk in the cache
+ * folder (/dev/vda), a NIC on an in-process switch (eth0), a console on a Unix socket
+ * (/dev/hvc0), a balloon and an RNG, with the control socket beside them.
+ */
+function withDefaultDevices(spec: RunSpec): RunSpec {
+  const d = spec.devices;
+  if (d.disks.length + d.nets.length + d.consoles.length > 0 || d.balloon || d.rng) return spec;
+  const dir = defaultCacheDir();
+  mkdirSync(dir, { recursive: true });
+  const disk = join(dir, "scratch-disk.img");
+  if (!existsSync(disk)) {
+    const fd = openSync(disk, "w");
+    ftruncateSync(fd, 64 * 1024 * 1024);
+    closeSync(fd);
+  }
+  const consoleSock = join(dir, "console.sock");
+  const control = spec.control ?? join(dir, "control.sock");
+  process.stderr.write(
+    `virtkit: devices: disk ${disk} (/dev/vda), eth0 on a switch, /dev/hvc0 on ${consoleSock} (socat - UNIX-CONNECT:${consoleSock}), balloon and rng; control socket ${control}\n`,
+  );
+  return {
+    ...spec,
+    control,
+    devices: {
+      disks: [{ path: disk, readonly: false, overlay: false }],
+      nets: [{ kind: "hub", hub: "default" }],
+      consoles: [{ kind: "unix", path: consoleSock }],
+      balloon: true,
+      rng: true,
+    },
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   let parsed: Parsed;
   try {
@@ -311,11 +345,11 @@ async function main(argv: string[]): Promise<number> {
           progress("the default guest is not built yet: building it (this downloads two Debian packages)");
           g = await buildDefaultGuest({ onProgress: progress });
         }
-        const spec = {
+        const spec = withDefaultDevices({
           ...parsed.spec,
           kernel: parsed.spec.kernel ?? g.kernel,
           initrd: parsed.spec.initrd ?? g.initrd,
-        };
+        });
         return await runGuest(spec, { vmlinux: parsed.spec.kernel ? undefined : g.vmlinux });
       }
     }

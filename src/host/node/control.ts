@@ -9,7 +9,7 @@
  *   {"cmd":"balloon.stats"}                ask the guest for fresh statistics; the latest ones
  *   {"cmd":"quit"}                         stop the machine
  */
-import { existsSync, unlinkSync } from "node:fs";
+import { existsSync, statSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import type { Machine } from "../../machine/machine.js";
 import type { BuiltDevices } from "./devices.js";
@@ -71,7 +71,7 @@ export function handleControl(machine: Machine, devices: BuiltDevices, line: str
 
 /** Listens on `path` (a stale socket file there is replaced). */
 export function startControl(path: string, machine: Machine, devices: BuiltDevices): Promise<Server> {
-  if (existsSync(path)) unlinkSync(path);
+  if (existsSync(path) && statSync(path).isSocket()) unlinkSync(path);
   const server = createServer((sock: Socket) => {
     let buf = "";
     sock.setEncoding("utf8");

@@ -2,6 +2,7 @@
  * The virtio devices `virtkit run` attaches: parsing of --disk, --net, --pcap, --console,
  * --balloon, --rng (and their JSON config forms), and building them with their Node backends.
  */
+import { existsSync, statSync, unlinkSync } from "node:fs";
 import { ConfigError } from "../../common/errors.js";
 import { VirtioBalloon } from "../../devices/balloon/index.js";
 import { VirtioBlk } from "../../devices/blk/index.js";
