@@ -197,6 +197,8 @@ export async function buildDevices(specs: DeviceSpecs): Promise<BuiltDevices> {
         } else if (c.kind === "file") {
           backend = fileConsole(c.path);
         } else {
+          // a socket file left by an earlier run is replaced (as QEMU's server sockets do)
+          if (c.kind === "unix" && existsSync(c.path) && statSync(c.path).isSocket()) unlinkSync(c.path);
           const server = await SocketServerConsole.listen(
             c.kind === "tcp" ? { port: c.port } : { path: c.path },
           );
