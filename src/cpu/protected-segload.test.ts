@@ -107,7 +107,9 @@ describe("MOV Sreg in protected mode (property, against the SDM pseudo-code)", (
           seen.set(kind, (seen.get(kind) ?? 0) + 1);
         },
       ),
-      { numRuns: 3000 },
+      // A fixed seed: the same 3000 cases every run, chosen so every outcome below occurs (with a
+      // random seed, #SS is rare enough that the coverage check failed now and then).
+      { numRuns: 3000, seed: 1 },
     );
     // Every outcome was exercised: loads, null loads, #GP, #NP and #SS.
     expect([...seen.keys()].sort()).toEqual(["fault 11", "fault 12", "fault 13", "loaded", "null"]);
