@@ -6,5 +6,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 600_000,
     pool: "forks",
+    // One test file at a time: the end-to-end tests boot Linux (on our CPU and under QEMU) and
+    // are CPU-bound; run side by side on CI's two cores they starve each other's I/O and the
+    // QEMU tests lose serial output. The suite stays well inside CI's time either way.
+    fileParallelism: false,
   },
 });
