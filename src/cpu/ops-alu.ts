@@ -56,9 +56,47 @@ const aluSbb: AluFn = (cpu, a, b, s) => {
 /** The ALU operations by ModR/M reg / opcode bits 3-5: ADD OR ADC SBB AND SUB XOR CMP. */
 export const ALU_FNS: readonly AluFn[] = [aluAdd, aluOr, aluAdc, aluSbb, aluAnd, aluSub, aluXor, aluSub];
 
-/** Computes `a kind b` at operand size s, sets the flags, returns the (masked) result. */
+/**
+ * Computes `a kind b` at operand size s, sets the flags, returns the (masked) result. One function
+ * with a switch rather than a call through ALU_FNS: every handler closure made by one factory
+ * shares its feedback, so a call through a table would be megamorphic at each call site.
+ */
 export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): number {
-  return ALU_FNS[kind]!(cpu, a, b, s);
+  let op: number;
+  let r: number;
+  switch (kind) {
+    case 0:
+      op = Lazy.ADD;
+      r = (a + b) & SIZE_MASK[s];
+      break;
+    case 1:
+      op = Lazy.LOGIC;
+      r = a | b;
+      break;
+    case 4:
+      op = Lazy.LOGIC;
+      r = a & b;
+      break;
+    case 6:
+      op = Lazy.LOGIC;
+      r = a ^ b;
+      break;
+    case 5:
+    case 7:
+      op = Lazy.SUB;
+      r = (a - b) & SIZE_MASK[s];
+      break;
+    case 2:
+      return aluAdc(cpu, a, b, s);
+    default:
+      return aluSbb(cpu, a, b, s);
+  }
+  cpu.lazyOp = op;
+  cpu.lazyA = a | 0;
+  cpu.lazyB = b | 0;
+  cpu.lazyRes = r;
+  cpu.lazySize = s;
+  return r;
 }
 
 export function incDec(cpu: Cpu, a: number, dec: boolean, s: SizeIdx): number {
@@ -81,72 +119,69 @@ function setLogic(cpu: Cpu, r: number, s: SizeIdx): void {
 
 /** op Eb,Gb / Ev,Gv (00, 01, 08, ...). */
 export function aluEG(kind: number, s: SizeIdx): Handler {
-  const f = ALU_FNS[kind]!;
   const write = kind !== AluKind.CMP;
   if (s === 2)
     return (cpu) => {
       cpu.decodeModrm();
       if (cpu.isReg) {
-        const r = f(cpu, cpu.r32[cpu.modRm]!, cpu.r32[cpu.modReg]!, 2);
+        const r = alu(cpu, kind, cpu.r32[cpu.modRm]!, cpu.r32[cpu.modReg]!, 2);
         if (write) cpu.r32[cpu.modRm] = r;
       } else {
-        const r = f(cpu, cpu.read32(cpu.eaSeg, cpu.ea), cpu.r32[cpu.modReg]!, 2);
+        const r = alu(cpu, kind, cpu.read32(cpu.eaSeg, cpu.ea), cpu.r32[cpu.modReg]!, 2);
         if (write) cpu.write32(cpu.eaSeg, cpu.ea, r);
       }
     };
   if (s === 1)
     return (cpu) => {
       cpu.decodeModrm();
-      const r = f(cpu, cpu.readE16(), cpu.r16[cpu.modReg << 1]!, 1);
+      const r = alu(cpu, kind, cpu.readE16(), cpu.r16[cpu.modReg << 1]!, 1);
       if (write) cpu.writeE16(r);
     };
   return (cpu) => {
     cpu.decodeModrm();
-    const r = f(cpu, cpu.readE8(), cpu.r8[REG8[cpu.modReg]!]!, 0);
+    const r = alu(cpu, kind, cpu.readE8(), cpu.r8[REG8[cpu.modReg]!]!, 0);
     if (write) cpu.writeE8(r);
   };
 }
 
 /** op Gb,Eb / Gv,Ev (02, 03, ...). */
 export function aluGE(kind: number, s: SizeIdx): Handler {
-  const f = ALU_FNS[kind]!;
   const write = kind !== AluKind.CMP;
   if (s === 2)
     return (cpu) => {
       cpu.decodeModrm();
       const b = cpu.isReg ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
-      const r = f(cpu, cpu.r32[cpu.modReg]!, b, 2);
+      const r = alu(cpu, kind, cpu.r32[cpu.modReg]!, b, 2);
       if (write) cpu.r32[cpu.modReg] = r;
     };
   if (s === 1)
     return (cpu) => {
       cpu.decodeModrm();
-      const r = f(cpu, cpu.r16[cpu.modReg << 1]!, cpu.readE16(), 1);
+      const r = alu(cpu, kind, cpu.r16[cpu.modReg << 1]!, cpu.readE16(), 1);
       if (write) cpu.r16[cpu.modReg << 1] = r;
     };
   return (cpu) => {
     cpu.decodeModrm();
-    const r = f(cpu, cpu.r8[REG8[cpu.modReg]!]!, cpu.readE8(), 0);
+    const r = alu(cpu, kind, cpu.r8[REG8[cpu.modReg]!]!, cpu.readE8(), 0);
     if (write) cpu.r8[REG8[cpu.modReg]!] = r;
   };
 }
 
 /** op AL,Ib / eAX,Iz (04, 05, ...). */
 export function aluAI(kind: number, s: SizeIdx): Handler {
-  const f = ALU_FNS[kind]!;
   const write = kind !== AluKind.CMP;
   if (s === 2)
     return (cpu) => {
-      const r = f(cpu, cpu.r32[0]!, cpu.fetch32(), 2);
+      const r = alu(cpu, kind, cpu.r32[0]!, cpu.fetch32(), 2);
       if (write) cpu.r32[0] = r;
     };
   if (s === 1)
     return (cpu) => {
-      const r = f(cpu, cpu.r16[0]!, cpu.fetch16(), 1);
+      const r = alu(cpu, kind, cpu.r16[0]!, cpu.fetch16(), 1);
       if (write) cpu.r16[0] = r;
     };
   return (cpu) => {
-    const r = f(cpu, cpu.r8[0]!, cpu.fetch8(), 0);
+    const r = alu(cpu, kind, cpu.r8[0]!, cpu.fetch8(), 0);
     if (write) cpu.r8[0] = r;
   };
 }

@@ -2,23 +2,21 @@
 import { incDecE } from "./ops-alu.js";
 import type { Cpu, Handler } from "./cpu.js";
 import { InterruptKind, NO_ERROR_CODE, Vector } from "./fault.js";
-import { COND, Flag, Sreg } from "./state.js";
+import { Flag, Sreg } from "./state.js";
 
 /** Jcc rel8 (70-7F), one handler per condition. */
 export function jccShort(cc: number): Handler {
-  const test = COND[cc]!;
   return (cpu) => {
     const rel = (cpu.fetch8() << 24) >> 24;
-    if (test(cpu)) cpu.jumpNear(cpu.eip + rel);
+    if (cpu.cond(cc)) cpu.jumpNear(cpu.eip + rel);
   };
 }
 
 /** Jcc rel16/32 (0F 80-8F). */
 export function jccNear(cc: number): Handler {
-  const test = COND[cc]!;
   return (cpu) => {
     const rel = cpu.op32 ? cpu.fetch32() | 0 : (cpu.fetch16() << 16) >> 16;
-    if (test(cpu)) cpu.jumpNear(cpu.eip + rel);
+    if (cpu.cond(cc)) cpu.jumpNear(cpu.eip + rel);
   };
 }
 

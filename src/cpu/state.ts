@@ -275,7 +275,33 @@ export class CpuState {
 
   /** Condition code cc (0-15, the low nibble of Jcc/SETcc/CMOVcc). */
   cond(cc: number): boolean {
-    return COND[cc]!(this);
+    let t: boolean;
+    switch (cc >> 1) {
+      case 0:
+        t = this.getOF();
+        break;
+      case 1:
+        t = this.getCF() !== 0;
+        break;
+      case 2:
+        t = this.getZF();
+        break;
+      case 3:
+        t = belowEq(this);
+        break;
+      case 4:
+        t = this.getSF();
+        break;
+      case 5:
+        t = this.getPF();
+        break;
+      case 6:
+        t = less(this);
+        break;
+      default:
+        t = lessEq(this);
+    }
+    return (cc & 1) !== 0 ? !t : t;
   }
 
   /** Recomputes `segFlat` after a cache or access change (call after editing the arrays directly). */
@@ -360,22 +386,8 @@ function belowEq(c: CpuState): boolean {
   return c.getCF() !== 0 || c.getZF();
 }
 
-/** The 16 x86 conditions (O NO B AE E NE BE A S NS P NP L GE LE G), one small function each. */
-export const COND: readonly ((c: CpuState) => boolean)[] = [
-  (c) => c.getOF(),
-  (c) => !c.getOF(),
-  (c) => c.getCF() !== 0,
-  (c) => c.getCF() === 0,
-  (c) => c.getZF(),
-  (c) => !c.getZF(),
-  belowEq,
-  (c) => !belowEq(c),
-  (c) => c.getSF(),
-  (c) => !c.getSF(),
-  (c) => c.getPF(),
-  (c) => !c.getPF(),
-  less,
-  (c) => !less(c),
-  lessEq,
-  (c) => !lessEq(c),
-];
+/** The 16 x86 conditions (O NO B AE E NE BE A S NS P NP L GE LE G) as functions (`cond(cc)` inlined). */
+export const COND: readonly ((c: CpuState) => boolean)[] = Array.from(
+  { length: 16 },
+  (_, cc) => (c: CpuState) => c.cond(cc),
+);
