@@ -3,7 +3,7 @@
  * build` makes) in a virtkit Machine and talks to its shell over COM1. Used by the end-to-end
  * tests; skips (returns undefined from `findGuest`) where the guest has not been built.
  */
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { findCachedGuest, type DefaultGuest } from "../src/host/node/guest/build.js";
 import { Machine, type MachineConfig, type StopReason } from "../src/machine/machine.js";
 
@@ -38,7 +38,13 @@ export class GuestSession {
       cmdline: "console=ttyS0 acpi=off pci=nomsi panic=-1",
       clock: "virtual",
       wallClock: () => Date.UTC(2026, 10, 23),
-      serial: { write: (b) => void (this.out += Buffer.from(b).toString("latin1")) },
+      serial: {
+        write: (b) => {
+          this.out += Buffer.from(b).toString("latin1");
+          // VIRTKIT_GUEST_LOG=FILE: follow the guest's console while a test runs
+          if (process.env.VIRTKIT_GUEST_LOG) appendFileSync(process.env.VIRTKIT_GUEST_LOG, b);
+        },
+      },
       ...extra,
     });
     this.running = this.machine.run({ yieldToHost: () => new Promise((r) => setImmediate(r)) }).then((r) => {
