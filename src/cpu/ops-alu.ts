@@ -67,7 +67,7 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
   switch (kind) {
     case 0:
       op = Lazy.ADD;
-      r = (a + b) & SIZE_MASK[s];
+      r = s === 2 ? (a + b) | 0 : (a + b) & SIZE_MASK[s];
       break;
     case 1:
       op = Lazy.LOGIC;
@@ -84,7 +84,7 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
     case 5:
     case 7:
       op = Lazy.SUB;
-      r = (a - b) & SIZE_MASK[s];
+      r = s === 2 ? (a - b) | 0 : (a - b) & SIZE_MASK[s];
       break;
     case 2:
       return aluAdc(cpu, a, b, s);
@@ -188,6 +188,7 @@ export function aluAI(kind: number, s: SizeIdx): Handler {
 
 /** Group 1: 80/82 Eb,Ib; 81 Ev,Iz; 83 Ev,Ib (sign-extended). */
 export function group1(s: SizeIdx, immByte: boolean): Handler {
+  if (s === 2) return immByte ? group1Ib32 : group1Iz32;
   return (cpu) => {
     cpu.decodeModrm();
     const kind = cpu.modReg;
@@ -195,11 +196,8 @@ export function group1(s: SizeIdx, immByte: boolean): Handler {
     let imm: number;
     if (s === 0) imm = cpu.fetch8();
     else if (immByte) imm = ((cpu.fetch8() << 24) >> 24) & SIZE_MASK[s];
-    else imm = s === 2 ? cpu.fetch32() : cpu.fetch16();
-    if (s === 2) {
-      const r = alu(cpu, kind, cpu.readE32(), imm, 2);
-      if (kind !== 7) cpu.writeE32(r);
-    } else if (s === 1) {
+    else imm = cpu.fetch16();
+    if (s === 1) {
       const r = alu(cpu, kind, cpu.readE16(), imm, 1);
       if (kind !== 7) cpu.writeE16(r);
     } else {
@@ -207,6 +205,35 @@ export function group1(s: SizeIdx, immByte: boolean): Handler {
       if (kind !== 7) cpu.writeE8(r);
     }
   };
+}
+
+/** 83 /k Ev,Ib at 32-bit operand size: the commonest immediate form, kept separate. */
+const group1Ib32: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const kind = cpu.modReg;
+  if (cpu.lock && kind === AluKind.CMP) cpu.ud();
+  const imm = (cpu.fetch8() << 24) >> 24;
+  group1Apply32(cpu, kind, imm);
+};
+
+/** 81 /k Ev,Id at 32-bit operand size. */
+const group1Iz32: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const kind = cpu.modReg;
+  if (cpu.lock && kind === AluKind.CMP) cpu.ud();
+  const imm = cpu.fetch32();
+  group1Apply32(cpu, kind, imm);
+};
+
+function group1Apply32(cpu: Cpu, kind: number, imm: number): void {
+  if (cpu.isReg) {
+    const rm = cpu.modRm;
+    const r = alu(cpu, kind, cpu.r32[rm]!, imm, 2);
+    if (kind !== AluKind.CMP) cpu.r32[rm] = r;
+    return;
+  }
+  const r = alu(cpu, kind, cpu.read32(cpu.eaSeg, cpu.ea), imm, 2);
+  if (kind !== AluKind.CMP) cpu.write32(cpu.eaSeg, cpu.ea, r);
 }
 
 /** INC/DEC r16/r32 (40-4F). */
@@ -428,9 +455,11 @@ export function imulG(s: SizeIdx, imm: 0 | 1 | 2): Handler {
     let lo: number;
     let overflow: boolean;
     if (s === 2) {
-      mulS32(a, b, tmp);
-      lo = tmp[0]!;
-      overflow = tmp[1]! !== ((lo | 0) < 0 ? 0xffff_ffff : 0);
+      // The double product is exact whenever the true product fits in int32, and (rounding being
+      // monotone) outside the int32 range whenever it does not: so it equals the low half
+      // exactly when the signed result did not overflow.
+      lo = Math.imul(a, b);
+      overflow = (a | 0) * (b | 0) !== lo;
     } else {
       const sh = SIZE_SHIFT[s];
       const p = ((a << sh) >> sh) * ((b << sh) >> sh);
