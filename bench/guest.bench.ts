@@ -1,0 +1,178 @@
+/**
+ * `npm run bench -- guest`: figures measured from inside the default guest (Debian 12's 686
+ * kernel + busybox), on virtkit and under QEMU with software emulation (TCG) in the same run:
+ * - virtio-blk sequential read: `dd if=/dev/vda bs=1M iflag=direct` of a 64 MiB raw image
+ *   (page cache dropped as well), timed by busybox `time`;
+ * - virtio-net throughput between two guests: 32 MiB of zeros through `nc` over TCP to a
+ *   `nc -l | wc -c` in a second guest, timed by busybox `time` in the sender (the receiver's
+ *   byte count is checked). virtkit: two Machines in this process on one NetSwitch; QEMU: two
+ *   qemu-system-i386 processes on `-netdev dgram` pointed at each other.
+ * The virtkit machines run on the realtime clock, so the guest's `time` is host time, as it is
+ * under QEMU. Ratios are virtkit / QEMU TCG (higher is better for virtkit).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { VirtioBlk } from "../src/devices/blk/blk.js";
+import { NetSwitch } from "../src/devices/net/switch.js";
+import { VirtioNet } from "../src/devices/net/net.js";
+import { RawFileDisk } from "../src/host/node/blk/raw.js";
+import type { DefaultGuest } from "../src/host/node/guest/build.js";
+import { GUEST_PROMPT, GUEST_READY_MARKER } from "../src/host/node/guest/initramfs.js";
+import { haveQemu, runQemuGuest } from "../src/host/node/guest/qemu.js";
+import {
+  BLK_MIB,
+  blkReadCommand,
+  field,
+  GuestBenchError,
+  NET_MIB,
+  netListenCommand,
+  netSendCommand,
+  parseRealSeconds,
+  rate,
+} from "../test/guest-bench-util.js";
+import { findGuest, GuestSession } from "../test/guest-session.js";
+import { freeUdpPort, INTEROP_CMDLINE } from "../test/interop-util.js";
+import type { BenchSuite } from "./harness.js";
+
+const IP_A = "10.0.3.1";
+const IP_B = "10.0.3.2";
+const READY = new RegExp(`${GUEST_READY_MARKER} modules=\\d+ failed=none`);
+
+interface Figures {
+  blkMiBs: number;
+  netMiBs: number;
+}
+
+function checkNet(sendOut: string, recvOut: string, who: string): number {
+  if (field(sendOut, "SENDRC") !== 0)
+    throw new GuestBenchError(`guest bench: ${who}: the sender failed: ${sendOut.slice(-500)}`);
+  const got = field(recvOut, "RECV");
+  if (got !== NET_MIB * 1024 * 1024)
+    throw new GuestBenchError(`guest bench: ${who}: the receiver counted ${got} bytes, not ${NET_MIB} MiB`);
+  return rate(NET_MIB, parseRealSeconds(sendOut), `${who} net transfer`);
+}
+
+async function virtkitFigures(g: DefaultGuest, image: string): Promise<Figures> {
+  const disk = await RawFileDisk.open(image, { readOnly: true });
+  const hub = new NetSwitch();
+  const config = { cmdline: INTEROP_CMDLINE, clock: "realtime" as const };
+  const a = new GuestSession(g, {
+    ...config,
+    devices: [
+      new VirtioBlk({ backend: disk, readOnly: true }),
+      new VirtioNet({ backend: hub.port("a"), mac: "52:54:00:00:03:01" }),
+    ],
+  });
+  const b = new GuestSession(g, {
+    ...config,
+    devices: [new VirtioNet({ backend: hub.port("b"), mac: "52:54:00:00:03:02" })],
+  });
+  try {
+    const t0 = performance.now();
+    await Promise.all(
+      [a, b].map(async (s) => {
+        await s.waitFor(READY, 900_000);
+        await s.waitFor(GUEST_PROMPT, 60_000);
+      }),
+    );
+    console.error(
+      `bench guest: two virtkit guests at the prompt after ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    );
+    await a.run(`ifconfig eth0 ${IP_A} netmask 255.255.255.0 up`);
+    await b.run(`ifconfig eth0 ${IP_B} netmask 255.255.255.0 up`);
+
+    const blkOut = await a.run(blkReadCommand(), 600_000);
+    if (field(blkOut, "BLKRC") !== 0)
+      throw new GuestBenchError(`guest bench: virtkit: dd failed: ${blkOut.slice(-500)}`);
+    const blkMiBs = rate(BLK_MIB, parseRealSeconds(blkOut), "virtkit blk read");
+
+    const ping = await a.run(`ping -c 1 -W 10 ${IP_B}; echo "PINGRC=[$?]"`, 60_000);
+    if (field(ping, "PINGRC") !== 0) throw new GuestBenchError(`guest bench: virtkit: no ping: ${ping}`);
+    b.send(`${netListenCommand()}\n`);
+    await new Promise((r) => setTimeout(r, 3000)); // the shell reads the line and starts nc -l
+    const sendOut = await a.run(netSendCommand(IP_B), 900_000);
+    const recvOut = await b.waitFor(/RECV=\[\d+\]/, 60_000);
+    return { blkMiBs, netMiBs: checkNet(sendOut, recvOut, "virtkit") };
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+    await disk.close();
+  }
+}
+
+async function qemuFigures(g: DefaultGuest, image: string): Promise<Figures> {
+  const base = { kernel: g.kernel, initrd: g.initrd, append: `${INTEROP_CMDLINE} reboot=t` };
+  const cpu = ["-cpu", "qemu32,-apic"];
+  const blk = await runQemuGuest({
+    ...base,
+    args: [...cpu, "-drive", `file=${image},format=raw,if=virtio,readonly=on`],
+    commands: [blkReadCommand(), "reboot -f"],
+    timeoutMs: 300_000,
+  });
+  if (blk.timedOut || field(blk.log, "BLKRC") !== 0)
+    throw new GuestBenchError(`guest bench: QEMU: dd failed: ${blk.log.slice(-1000)}`);
+  const blkMiBs = rate(BLK_MIB, parseRealSeconds(blk.log), "QEMU blk read");
+
+  const [portA, portB] = [await freeUdpPort(), await freeUdpPort()];
+  const netdev = (local: number, remote: number): string[] => [
+    "-netdev",
+    `dgram,id=n,local.type=inet,local.host=127.0.0.1,local.port=${local},remote.type=inet,remote.host=127.0.0.1,remote.port=${remote}`,
+  ];
+  const up = (ip: string): string => `ip link set eth0 up && ip addr add ${ip}/24 dev eth0`;
+  const [sender, receiver] = await Promise.all([
+    runQemuGuest({
+      ...base,
+      args: [...cpu, ...netdev(portA, portB), "-device", "virtio-net-pci,netdev=n,mac=52:54:00:00:03:01"],
+      commands: [
+        `${up(IP_A)}; n=0; until ping -c 1 -W 1 ${IP_B} >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 120 ] && break; sleep 1; done; sleep 2; ${netSendCommand(IP_B)}`,
+        "reboot -f",
+      ],
+      timeoutMs: 600_000,
+    }),
+    runQemuGuest({
+      ...base,
+      args: [...cpu, ...netdev(portB, portA), "-device", "virtio-net-pci,netdev=n,mac=52:54:00:00:03:02"],
+      // One line: `nc -l` reads the console, so a second typed line would go to the socket.
+      commands: [`${up(IP_B)}; ${netListenCommand()}; reboot -f`],
+      timeoutMs: 600_000,
+    }),
+  ]);
+  if (sender.timedOut || receiver.timedOut)
+    throw new GuestBenchError(
+      `guest bench: QEMU net timed out:\n${sender.log.slice(-1000)}\n---\n${receiver.log.slice(-1000)}`,
+    );
+  return { blkMiBs, netMiBs: checkNet(sender.log, receiver.log, "QEMU") };
+}
+
+export const suite: BenchSuite = {
+  name: "guest",
+  async run(report) {
+    const g = findGuest();
+    if (!g) {
+      console.error("bench guest: the default guest is not built (virtkit guest build); skipped");
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), "virtkit-bench-guest-"));
+    try {
+      const image = join(dir, "read.img");
+      const bytes = new Uint8Array(BLK_MIB * 1024 * 1024);
+      for (let i = 0; i < bytes.length; i += 4096) bytes[i] = (i >>> 12) & 0xff;
+      writeFileSync(image, bytes);
+
+      const vk = await virtkitFigures(g, image);
+      report("guest.virtkit.blk-seq-read", vk.blkMiBs, "MiB/s");
+      report("guest.virtkit.net-tcp-2-guests", vk.netMiBs, "MiB/s");
+      if (!haveQemu()) {
+        console.error("bench guest: qemu-system-i386 is not installed: no reference figures");
+        return;
+      }
+      const q = await qemuFigures(g, image);
+      report("guest.qemu-tcg.blk-seq-read", q.blkMiBs, "MiB/s");
+      report("guest.qemu-tcg.net-tcp-2-guests", q.netMiBs, "MiB/s");
+      report("guest.blk-seq-read.virtkit-vs-qemu-tcg", vk.blkMiBs / q.blkMiBs, "x (higher is better)");
+      report("guest.net-tcp.virtkit-vs-qemu-tcg", vk.netMiBs / q.netMiBs, "x (higher is better)");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
