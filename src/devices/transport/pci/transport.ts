@@ -454,6 +454,10 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
     }
     const wasSet = (this.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) !== 0;
     this.status |= VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
+    // The device stops processing until reset: its queues disappear from the DeviceContext, so
+    // host-side paths (console input, a block completion, a stats request) cannot take or use
+    // buffers either, not only notifies. Found by the hostile-driver fuzzer (src/fuzz).
+    this.running.fill(null);
     if (!wasSet && this.status & VIRTIO_CONFIG_S_DRIVER_OK) this.sendConfigInterrupt();
   }
 

@@ -1,0 +1,207 @@
+import { describe, expect, it } from "vitest";
+import { FlatMemory } from "../common/memory.js";
+import type { U64 } from "../common/u64.js";
+import { VirtioBlk } from "../devices/blk/blk.js";
+import { MemoryDisk } from "../devices/blk/backend.js";
+import { blkHeader } from "../devices/blk/driver.js";
+import { ManualBackend } from "../devices/blk/test-backends.js";
+import { MemoryConsole } from "../devices/console/backend.js";
+import { VirtioConsole } from "../devices/console/console.js";
+import {
+  type DeviceContext,
+  VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
+  type VirtioDevice,
+} from "../devices/device.js";
+import { createPciTestRig } from "../testing.js";
+import type { VirtQueue } from "../virtqueue/queue.js";
+import { FUZZ_DEVICES, type FuzzDeviceFactory } from "./devices.js";
+import { GuardedMemory } from "./guarded-memory.js";
+import { mixSeed, Prng } from "./prng.js";
+import { emptyStats, runDeviceCases } from "./world.js";
+
+describe("Prng", () => {
+  it("gives the same sequence for the same seed and different ones for different seeds", () => {
+    const a = new Prng(42);
+    const b = new Prng(42);
+    const c = new Prng(43);
+    const xs = Array.from({ length: 8 }, () => a.u32());
+    expect(Array.from({ length: 8 }, () => b.u32())).toEqual(xs);
+    expect(Array.from({ length: 8 }, () => c.u32())).not.toEqual(xs);
+    expect(mixSeed(1, 2)).not.toBe(mixSeed(2, 1));
+  });
+
+  it("keeps int() and range() inside their bounds", () => {
+    const r = new Prng(7);
+    for (let i = 0; i < 10_000; i++) {
+      const n = r.int(10);
+      expect(n >= 0 && n < 10).toBe(true);
+      const m = r.range(-3, 3);
+      expect(m >= -3 && m <= 3).toBe(true);
+    }
+  });
+});
+
+describe("GuardedMemory", () => {
+  it("records accesses outside memory (which still throw) and nothing for accesses inside", () => {
+    const m = new GuardedMemory(new FlatMemory(4096));
+    m.writeU32(4092, 1);
+    m.subarray(0, 4096);
+    expect(m.violationCount).toBe(0);
+    expect(() => m.readU32(4093)).toThrow();
+    expect(() => m.fill(4000, 200, 0)).toThrow();
+    expect(m.violationCount).toBe(2);
+    expect(m.violations[0]).toEqual({ kind: "read", addr: 4093, len: 4 });
+  });
+});
+
+/** A device with a planted bug, for checking that the harness finds it. */
+class PlantedDevice implements VirtioDevice {
+  readonly deviceId = 63;
+  readonly name = "planted";
+  readonly features: U64 = { lo: 0, hi: 0 };
+  readonly queueMaxSizes = [16];
+  readonly configSize = 0;
+  ctx: DeviceContext | null = null;
+  queue: VirtQueue | null = null;
+  constructor(readonly bug: "throws" | "out-of-range" | "ignores" | "keeps-going") {}
+  readConfig(): number {
+    return 0;
+  }
+  writeConfig(): void {}
+  activate(ctx: DeviceContext): void {
+    this.ctx = ctx;
+    this.queue = ctx.queues[0] ?? null;
+  }
+  reset(): void {
+    this.ctx = null;
+    this.queue = null;
+  }
+  onQueueNotify(q: number): void {
+    const ctx = this.ctx;
+    const vq = ctx?.queues[q];
+    if (!ctx || !vq) return;
+    if (this.bug === "throws") throw new TypeError("planted host bug");
+    if (this.bug === "ignores") return;
+    if (this.bug === "out-of-range") ctx.memory.readU32(ctx.memory.size - 2);
+    for (let c = vq.pop(); c; c = vq.pop()) vq.addUsed(c.head, 0);
+    if (vq.flushUsed()) ctx.interrupt.signalQueue(q);
+  }
+  /**
+   * A host-side path that ignores DEVICE_NEEDS_RESET: completes a late request on the queue it
+   * kept from activation (only the "keeps-going" device has such a path).
+   */
+  hostPoke(): void {
+    const vq = this.queue;
+    if (this.bug !== "keeps-going" || !vq) return;
+    vq.addUsed(0, 0);
+    vq.flushUsed();
+  }
+  save(): null {
+    return null;
+  }
+  restore(): void {}
+}
+
+function planted(bug: PlantedDevice["bug"]): FuzzDeviceFactory {
+  return {
+    name: `planted-${bug}`,
+    create() {
+      const device = new PlantedDevice(bug);
+      return {
+        device,
+        consumes: (q) => q === 0,
+        request: (rng) => ({ readable: [rng.bytes(rng.int(32))], writable: [rng.int(64)], mustFail: false }),
+        hostEvent: () => device.hostPoke(),
+        settle: () => true,
+        busy: () => false,
+      };
+    },
+  };
+}
+
+describe("the harness finds planted bugs", () => {
+  for (const [bug, kind] of [
+    ["throws", "escape"],
+    ["out-of-range", "out-of-range"],
+    ["ignores", "needs-reset-missing"],
+    ["keeps-going", "processing-after-needs-reset"],
+  ] as const) {
+    it(`a device that ${bug}: ${kind}`, async () => {
+      const failures = await runDeviceCases(planted(bug), 99, 1234, 0, 400, emptyStats());
+      expect(failures.map((f) => f.kind)).toContain(kind);
+      const f = failures.find((x) => x.kind === kind)!;
+      expect(f.seed).toBe(1234);
+      expect(f.trace.length).toBeGreaterThan(0);
+    });
+  }
+});
+
+describe("every shipped device survives a short run", () => {
+  for (const d of FUZZ_DEVICES) {
+    it(`${d.name}: 500 cases, no escapes`, async () => {
+      const stats = emptyStats();
+      const failures = await runDeviceCases(d, FUZZ_DEVICES.indexOf(d), 99, 0, 500, stats);
+      expect(failures).toEqual([]);
+      expect(stats.cases).toBe(500);
+      expect(stats.needsResetChecked).toBeGreaterThan(0);
+      expect(stats.neighbourRequests).toBe(500);
+    });
+  }
+
+  it("replays a case exactly (same failures, same trace) from its seed", async () => {
+    const a = await runDeviceCases(planted("ignores"), 99, 77, 0, 300, emptyStats());
+    const first = a[0]!;
+    const b = await runDeviceCases(
+      planted("ignores"),
+      99,
+      77,
+      first.caseIndex,
+      first.caseIndex + 1,
+      emptyStats(),
+    );
+    expect(b.find((f) => f.caseIndex === first.caseIndex)).toEqual(first);
+  });
+});
+
+describe("regressions found by the fuzzer", () => {
+  it("console: host input after DEVICE_NEEDS_RESET takes no receive buffer", () => {
+    const backend = new MemoryConsole();
+    const device = new VirtioConsole({ ports: [{ backend }], log: () => {} });
+    const rig = createPciTestRig(device);
+    const [rx, tx] = rig.driver.bringUp();
+    const buf = rig.driver.dma.alloc(64);
+    rx!.queue.add([{ addr: buf, len: 64, write: true }]);
+    rig.driver.kick(0);
+    // A device-writable buffer in the transmitq: a guest error.
+    tx!.queue.add([{ addr: buf, len: 8, write: true }]);
+    rig.driver.kick(1);
+    expect(rig.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).not.toBe(0);
+    backend.send("after the error");
+    expect(rx!.queue.getUsed()).toBeNull();
+  });
+
+  it("blk: an asynchronous completion after DEVICE_NEEDS_RESET uses no buffer", async () => {
+    const backend = new ManualBackend(new MemoryDisk(64 * 1024));
+    const device = new VirtioBlk({ backend, queues: 2 });
+    const rig = createPciTestRig(device);
+    const [q0, q1] = rig.driver.bringUp();
+    const hdr = rig.driver.dma.alloc(16);
+    rig.memory.writeFrom(hdr, blkHeader(0, 0));
+    const data = rig.driver.dma.alloc(513);
+    q0!.queue.add([
+      { addr: hdr, len: 16, write: false },
+      { addr: data, len: 513, write: true },
+    ]);
+    rig.driver.kick(0);
+    expect(backend.pending).toHaveLength(1);
+    // No device-writable byte for the status on queue 1: a guest error.
+    q1!.queue.add([{ addr: hdr, len: 16, write: false }]);
+    rig.driver.kick(1);
+    expect(rig.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).not.toBe(0);
+    backend.releaseAt(0);
+    await device.drain();
+    await Promise.resolve();
+    expect(q0!.queue.getUsed()).toBeNull();
+    expect(device.stats.staleCompletions).toBe(1);
+  });
+});
