@@ -127,6 +127,12 @@ export interface VirtioDevice<S = unknown> {
   onQueueNotify(queue: number): void;
   /** The driver reset one queue (VIRTIO_F_RING_RESET): drop in-flight work of that queue. */
   onQueueReset?(queue: number): void;
+  /**
+   * True while the device waits for host-side work that will complete without the guest doing
+   * anything (an asynchronous backend request in flight). A machine on a virtual clock does not
+   * skip guest time ahead while a device is busy, so I/O does not look slow to the guest.
+   */
+  hostBusy?(): boolean;
   save(): S;
   restore(state: S): void;
 }

@@ -254,6 +254,15 @@ export class Machine {
             break;
           }
           if (this.clockMode === "virtual" && deadline !== Number.POSITIVE_INFINITY) {
+            // Let finished host work (backend I/O) complete first; while a device still waits
+            // for the host, wait in host time instead of skipping guest time ahead.
+            await yieldToHost();
+            lastYield = this.hostClock();
+            if (this.pic.hasInterrupt() || this.stopReason !== null) continue;
+            if (this.transports.some((t) => t.device.hostBusy?.() === true)) {
+              await this.sleep(1);
+              continue;
+            }
             const now = timers.now();
             if (deadline > now) this.skippedNs += deadline - now;
             continue;

@@ -245,6 +245,10 @@ export class VirtioBlk implements VirtioDevice<VirtioBlkState> {
     return this.inFlight;
   }
 
+  hostBusy(): boolean {
+    return this.inFlight > 0;
+  }
+
   /** Resolves once no request is in flight. */
   drain(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
