@@ -87,15 +87,15 @@ export function switchStep(): (this: Cpu) => void {
 return function step() {
   const cpu = this;
   cpu.op32 = cpu.ad32 = cpu.codeBig;
-  cpu.segOvr = -1; cpu.rep = 0; cpu.lock = false;
+  cpu.segOvr = -1; cpu.rep = 0; cpu.lock = 0;
   let b = cpu.fetch8();
   while (PREFIX[b] !== 0) {
     switch (b) {
       case 0x26: cpu.segOvr = 0; break; case 0x2e: cpu.segOvr = 1; break;
       case 0x36: cpu.segOvr = 2; break; case 0x3e: cpu.segOvr = 3; break;
       case 0x64: cpu.segOvr = 4; break; case 0x65: cpu.segOvr = 5; break;
-      case 0x66: cpu.op32 = !cpu.codeBig; break; case 0x67: cpu.ad32 = !cpu.codeBig; break;
-      case 0xf0: cpu.lock = true; break; case 0xf2: cpu.rep = 1; break; default: cpu.rep = 2;
+      case 0x66: cpu.op32 = cpu.codeBig ^ 1; break; case 0x67: cpu.ad32 = cpu.codeBig ^ 1; break;
+      case 0xf0: cpu.lock = 1; break; case 0xf2: cpu.rep = 1; break; default: cpu.rep = 2;
     }
     b = cpu.fetch8();
   }

@@ -22,20 +22,24 @@ export class CpuAccess extends CpuState {
   /** The active translation: `pagingUnit` while CR0.PG = 1, else null (identity). */
   paging: PagingUnit | null = null;
 
-  // Decoder state of the current instruction.
+  // Decoder state of the current instruction (yes/no fields are 0/1 numbers, see CpuState).
   instrStart = 0;
-  op32 = false;
-  ad32 = false;
+  /** 1: 32-bit operand size. */
+  op32 = 0;
+  /** 1: 32-bit address size. */
+  ad32 = 0;
   /** Segment override (Sreg) or -1. */
   segOvr = -1;
   /** 0 none, 1 REPNE (F2), 2 REP/REPE (F3). */
   rep = 0;
-  lock = false;
+  /** 1: LOCK prefix. */
+  lock = 0;
   /** The current opcode: one byte, or 0x100 | second byte for 0F xx. */
   opcode = 0;
   modReg = 0;
   modRm = 0;
-  isReg = false;
+  /** 1: the ModR/M operand is a register (mod = 3). */
+  isReg = 0;
   /** Effective address (offset) of a memory operand and its segment. */
   ea = 0;
   eaSeg = 0;
@@ -90,12 +94,12 @@ export class CpuAccess extends CpuState {
   }
 
   private mmioRead(phys: number, size: 1 | 2 | 4): number {
-    this.slowCheck = true;
+    this.slowCheck = 1;
     return this.bus.read(phys >>> 0, size);
   }
 
   private mmioWrite(phys: number, size: 1 | 2 | 4, v: number): void {
-    this.slowCheck = true;
+    this.slowCheck = 1;
     this.bus.write(phys >>> 0, size, v);
   }
 
@@ -324,11 +328,11 @@ export class CpuAccess extends CpuState {
     this.modReg = (m >> 3) & 7;
     this.modRm = m & 7;
     if (m >= 0xc0) {
-      this.isReg = true;
+      this.isReg = 1;
       if (this.lock) this.ud();
       return;
     }
-    this.isReg = false;
+    this.isReg = 0;
     if (this.ad32) this.ea32(m >> 6, m & 7);
     else this.ea16(m >> 6, m & 7);
   }
@@ -338,7 +342,7 @@ export class CpuAccess extends CpuState {
     const m = this.fetch8();
     this.modReg = (m >> 3) & 7;
     this.modRm = m & 7;
-    this.isReg = true;
+    this.isReg = 1;
   }
 
   private ea16(mod: number, rm: number): void {

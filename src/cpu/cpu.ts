@@ -94,7 +94,7 @@ export class Cpu extends CpuAccess {
     this.halted = this.shutdown = this.shadow = this.trapArmed = false;
     this.nmiPending = this.nmiBlocked = false;
     this.deliveringException = -1;
-    this.slowCheck = true;
+    this.slowCheck = 1;
     this.fetchLen = 0;
     this.cpuid.reset();
     this.dr.fill(0);
@@ -160,12 +160,12 @@ export class Cpu extends CpuAccess {
   /** The NMI input (an edge): delivered at the next instruction boundary whatever IF is. */
   nmi(): void {
     this.nmiPending = true;
-    this.slowCheck = true;
+    this.slowCheck = 1;
   }
 
   /** Tell the CPU the interrupt controller's state may have changed (device raised a line). */
   notifyInterrupt(): void {
-    this.slowCheck = true;
+    this.slowCheck = 1;
   }
 
   // ---- segments, control transfer, interrupts --------------------------------------------------
@@ -248,7 +248,7 @@ export class Cpu extends CpuAccess {
     if (this.nmiBlocked) {
       // IRET ends NMI blocking (SDM vol. 3, 6.7.1).
       this.nmiBlocked = false;
-      if (this.nmiPending) this.slowCheck = true;
+      if (this.nmiPending) this.slowCheck = 1;
     }
     if ((this.cr0 & Cr0.PE) !== 0) {
       this.pm().iret();
@@ -321,14 +321,14 @@ export class Cpu extends CpuAccess {
     this.op32 = this.ad32 = this.codeBig;
     this.segOvr = -1;
     this.rep = 0;
-    this.lock = false;
-    this.decodeDirty = false;
+    this.lock = 0;
+    this.decodeDirty = 0;
     this.postStep = this.codeBig ? 0 : 1;
   }
 
   /** Consumes prefix bytes starting with `b`; returns the opcode (0x100 | xx for 0F xx). */
   private prefixes(b: number): number {
-    this.decodeDirty = true;
+    this.decodeDirty = 1;
     while (PREFIX[b] !== 0) {
       switch (b) {
         case 0x26:
@@ -350,13 +350,13 @@ export class Cpu extends CpuAccess {
           this.segOvr = Sreg.GS;
           break;
         case 0x66:
-          this.op32 = !this.codeBig;
+          this.op32 = this.codeBig ^ 1;
           break;
         case 0x67:
-          this.ad32 = !this.codeBig;
+          this.ad32 = this.codeBig ^ 1;
           break;
         case 0xf0:
-          this.lock = true;
+          this.lock = 1;
           break;
         case 0xf2:
           this.rep = 1;
@@ -395,7 +395,7 @@ export class Cpu extends CpuAccess {
    */
   run(budget: number): ExitReason {
     this.sliceRetired = 0;
-    this.slowCheck = true;
+    this.slowCheck = 1;
     while (true) {
       try {
         while (this.sliceRetired < budget) {
@@ -472,7 +472,7 @@ export class Cpu extends CpuAccess {
 
   /** Work at an instruction boundary. Returns an ExitReason to stop, or -1 to go on. */
   private boundary(): number {
-    this.slowCheck = false;
+    this.slowCheck = 0;
     if (this.shutdown) return ExitReason.SHUTDOWN;
     if (this.trapArmed) {
       this.trapArmed = false;
@@ -481,7 +481,7 @@ export class Cpu extends CpuAccess {
     }
     if (this.shadow) {
       this.shadow = false;
-      this.slowCheck = true; // look again after the next instruction
+      this.slowCheck = 1; // look again after the next instruction
     } else if (this.nmiPending && !this.nmiBlocked) {
       this.nmiPending = false;
       this.nmiBlocked = true;
@@ -493,12 +493,12 @@ export class Cpu extends CpuAccess {
       this.deliverInterrupt(vector, InterruptKind.EXTERNAL, NO_ERROR_CODE);
     }
     if (this.halted) {
-      this.slowCheck = true;
+      this.slowCheck = 1;
       return ExitReason.HLT;
     }
     if ((this.flags & Flag.TF) !== 0) {
       this.trapArmed = true;
-      this.slowCheck = true;
+      this.slowCheck = 1;
     }
     return -1;
   }
@@ -506,7 +506,7 @@ export class Cpu extends CpuAccess {
   /** HLT: stop at this boundary; `run` returns HLT until an interrupt arrives. */
   halt(): void {
     this.halted = true;
-    this.slowCheck = true;
+    this.slowCheck = 1;
   }
 }
 

@@ -126,7 +126,7 @@ export function cliSti(set: boolean): Handler {
     if (set) {
       if ((cpu.flags & Flag.IF) === 0) {
         cpu.shadow = true;
-        cpu.slowCheck = true;
+        cpu.slowCheck = 1;
       }
       cpu.flags |= Flag.IF;
     } else cpu.flags &= ~Flag.IF;
@@ -183,7 +183,7 @@ export function ioAllowed(cpu: Cpu, port: number, size: number): boolean {
 function portIn(cpu: Cpu, port: number): void {
   const size = cpu.opcode & 1 ? (cpu.op32 ? 4 : 2) : 1;
   if (!ioAllowed(cpu, port, size)) cpu.gp0();
-  cpu.slowCheck = true;
+  cpu.slowCheck = 1;
   const v = cpu.io.read(port, size);
   if (size === 4) cpu.r32[0] = v;
   else if (size === 2) cpu.r16[0] = v;
@@ -193,7 +193,7 @@ function portIn(cpu: Cpu, port: number): void {
 function portOut(cpu: Cpu, port: number): void {
   const size = cpu.opcode & 1 ? (cpu.op32 ? 4 : 2) : 1;
   if (!ioAllowed(cpu, port, size)) cpu.gp0();
-  cpu.slowCheck = true;
+  cpu.slowCheck = 1;
   const v = size === 4 ? cpu.r32[0]! : size === 2 ? cpu.r16[0]! : cpu.r8[0]!;
   cpu.io.write(port, size, v);
 }

@@ -97,7 +97,7 @@ export const movSregE: Handler = (cpu) => {
   cpu.loadSegment(sreg, cpu.readE16());
   if (sreg === Sreg.SS) {
     cpu.shadow = true;
-    cpu.slowCheck = true;
+    cpu.slowCheck = 1;
   }
 };
 
@@ -172,7 +172,7 @@ export function popSreg(sreg: number): Handler {
     }
     if (sreg === Sreg.SS) {
       cpu.shadow = true;
-      cpu.slowCheck = true;
+      cpu.slowCheck = 1;
     }
   };
 }
@@ -239,7 +239,7 @@ export function loadFarPointer(sreg: number): Handler {
     cpu.setReg(cpu.op32 ? 2 : 1, cpu.modReg, off);
     if (sreg === Sreg.SS) {
       cpu.shadow = true;
-      cpu.slowCheck = true;
+      cpu.slowCheck = 1;
     }
   };
 }

@@ -50,14 +50,14 @@ function once(cpu: Cpu, kind: number, s: SizeIdx, delta: number, srcSeg: number)
       const n = 1 << s;
       // The destination is checked before the port is read (a read may have side effects).
       cpu.linWrite(Sreg.ES, di, n);
-      cpu.slowCheck = true;
+      cpu.slowCheck = 1;
       wr(cpu, s, Sreg.ES, di, cpu.io.read(port, n as 1 | 2 | 4));
       useDi = true;
       break;
     }
     default: {
       const v = rd(cpu, s, srcSeg, si);
-      cpu.slowCheck = true;
+      cpu.slowCheck = 1;
       cpu.io.write(cpu.r16[4]!, (1 << s) as 1 | 2 | 4, v);
       useSi = true;
     }

@@ -268,7 +268,7 @@ export const fpuEscape: Handler = (cpu) => {
   if ((cpu.cr0 & (Cr0.EM | Cr0.TS)) !== 0) cpu.raise(Vector.NM);
   if (!cpu.isReg) {
     // Segment limit and access check for the whole operand (the unit then uses linear addresses).
-    const n = x87MemOperand(cpu.opcode, cpu.modReg, cpu.op32);
+    const n = x87MemOperand(cpu.opcode, cpu.modReg, cpu.op32 !== 0);
     if (n > 0) cpu.linRead(cpu.eaSeg, cpu.ea, n);
     else cpu.linWrite(cpu.eaSeg, cpu.ea, -n);
   }
@@ -283,7 +283,7 @@ export const fpuEscape: Handler = (cpu) => {
   const info = cpu.fpuInfo;
   info.cs = cpu.segSel[Sreg.CS]!;
   info.ip = cpu.instrStart >>> 0;
-  info.opSize32 = cpu.op32;
+  info.opSize32 = cpu.op32 !== 0;
   info.protectedMode = cpu.protectedModeActive;
   let linear = 0;
   if (!cpu.isReg) {

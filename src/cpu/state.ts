@@ -120,16 +120,19 @@ export class CpuState {
   fetchStart = 0;
   fetchLen = 0;
   fetchAdj = 0;
-  /** The decoder's prefix state must be reset before the next instruction (prefixes seen, CS changed). */
-  decodeDirty = true;
+  // The hot yes/no fields below are numbers 0/1, not booleans: V8 tracks no field type for
+  // booleans, so testing a boolean field compiles to a generic truthiness check, a Smi field to
+  // one compare.
+  /** 1: the decoder's prefix state must be reset before the next instruction (prefixes seen, CS changed). */
+  decodeDirty = 1;
   /** Work after an instruction: bit 0 = wrap IP to 16 bits, bit 1 = end of a 15-byte-guarded instruction. */
   postStep = 1;
-  /** Something needs a look at the next instruction boundary (interrupts, shadow, trap). */
-  slowCheck = true;
-  /** CS.D: default operand and address size is 32 bits. */
-  codeBig = false;
-  /** SS.B: the stack pointer is ESP (else SP). */
-  stackBig = false;
+  /** 1: something needs a look at the next instruction boundary (interrupts, shadow, trap). */
+  slowCheck = 1;
+  /** CS.D (0/1): default operand and address size is 32 bits. */
+  codeBig = 0;
+  /** SS.B (0/1): the stack pointer is ESP (else SP). */
+  stackBig = 0;
 
   gdtrBase = 0;
   gdtrLimit = 0xffff;
@@ -238,7 +241,7 @@ export class CpuState {
   setEflags(v: number): void {
     this.flags = ((v & EFLAGS_IMPLEMENTED) | 2) >>> 0;
     this.lazyOp = Lazy.NONE;
-    if ((v & (Flag.IF | Flag.TF)) !== 0) this.slowCheck = true;
+    if ((v & (Flag.IF | Flag.TF)) !== 0) this.slowCheck = 1;
   }
 
   /** Folds the lazy flags into `flags`. */
@@ -356,11 +359,11 @@ export class CpuState {
     this.segAccess[sreg] = acc;
     this.updateFlat(sreg);
     if (sreg === 1) {
-      this.codeBig = big;
+      this.codeBig = big ? 1 : 0;
       this.fetchLen = 0;
-      this.decodeDirty = true;
+      this.decodeDirty = 1;
       this.postStep = big ? 0 : 1;
-    } else if (sreg === 2) this.stackBig = big;
+    } else if (sreg === 2) this.stackBig = big ? 1 : 0;
   }
 }
 

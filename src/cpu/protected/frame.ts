@@ -32,7 +32,7 @@ export class StackFrame {
     this.base = cpu.segBase[Sreg.SS]!;
     this.min = cpu.segMin[Sreg.SS]!;
     this.max = cpu.segMax[Sreg.SS]!;
-    this.big = cpu.stackBig;
+    this.big = cpu.stackBig !== 0;
     this.esp = cpu.r32[4]!;
     this.user = cpu.cpl === 3;
     this.errorCode = ext;
