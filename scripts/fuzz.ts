@@ -54,6 +54,11 @@ const devices = names.map((n) => fuzzDevice(n) ?? usage(`no device ${n}`));
 const unhandled: unknown[] = [];
 process.on("unhandledRejection", (e) => unhandled.push(e));
 process.on("uncaughtException", (e) => unhandled.push(e));
+let finished = false;
+process.on("exit", () => {
+  if (!finished)
+    console.log("fuzz: stopped with work that never settled (a device hang?); 0 passed, 1 failed");
+});
 
 function printFailure(f: FuzzFailure): void {
   console.log(`  ${f.kind} in case ${f.caseIndex}: ${f.message}`);
@@ -71,6 +76,7 @@ if (replay !== undefined) {
     printFailure(f);
     console.log(`    trace:\n${f.trace.map((t) => `      ${t}`).join("\n")}`);
   }
+  finished = true;
   process.exit(failures.length > 0 ? 1 : 0);
 }
 
@@ -90,7 +96,7 @@ for (const r of reports) {
   const s = r.stats;
   const rate = r.ms > 0 ? Math.round((s.cases / r.ms) * 1000) : 0;
   console.log(
-    `${r.device.padEnd(9)} ${String(s.cases).padStart(8)} cases  ${String(r.failures.length).padStart(3)} escapes  (${s.actions} actions, ${s.chains} chains, ${s.fatalChains} malformed, ${s.needsResetChecked} DEVICE_NEEDS_RESET checks, ${s.guestErrors} guest errors, ${rate} cases/s)`,
+    `${r.device.padEnd(9)} ${String(s.cases).padStart(8)} cases  ${String(r.failures.length).padStart(3)} escapes  (${s.actions} actions, ${s.chains} chains, ${s.fatalChains} malformed, ${s.needsResetChecked} DEVICE_NEEDS_RESET checks, ${s.guestErrors} guest errors, ${s.neighbourMemoryHits} neighbour-memory hits undone, ${rate} cases/s)`,
   );
   for (const f of r.failures.slice(0, 5)) printFailure(f);
   if (r.failures.length === 0) passed++;
@@ -103,4 +109,5 @@ if (unhandled.length > 0) {
   failed++;
 }
 console.log(`${passed} passed, ${failed} failed`);
+finished = true;
 process.exit(failed > 0 ? 1 : 0);

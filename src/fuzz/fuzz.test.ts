@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { FlatMemory } from "../common/memory.js";
 import type { U64 } from "../common/u64.js";
+import { VirtioBalloon } from "../devices/balloon/balloon.js";
+import { VIRTIO_BALLOON_F_STATS_VQ } from "../devices/balloon/constants.js";
 import { VirtioBlk } from "../devices/blk/blk.js";
 import { MemoryDisk } from "../devices/blk/backend.js";
 import { blkHeader } from "../devices/blk/driver.js";
@@ -10,6 +12,7 @@ import { VirtioConsole } from "../devices/console/console.js";
 import {
   type DeviceContext,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
+  VIRTIO_F_RING_RESET,
   type VirtioDevice,
 } from "../devices/device.js";
 import { createPciTestRig } from "../testing.js";
@@ -203,5 +206,26 @@ describe("regressions found by the fuzzer", () => {
     await Promise.resolve();
     expect(q0!.queue.getUsed()).toBeNull();
     expect(device.stats.staleCompletions).toBe(1);
+  });
+
+  it("balloon: a stats buffer held across a queue reset of the stats queue is dropped", () => {
+    const device = new VirtioBalloon({ freePageReporting: false });
+    const rig = createPciTestRig(device);
+    rig.driver.init([VIRTIO_BALLOON_F_STATS_VQ, VIRTIO_F_RING_RESET]);
+    for (let i = 0; i < 3; i++) rig.driver.setupQueue(i, 16);
+    rig.driver.driverOk();
+    const stats = rig.driver.queues[2]!;
+    const buf = rig.driver.dma.alloc(20);
+    stats.queue.add([{ addr: buf, len: 10, write: false }]);
+    stats.queue.add([{ addr: buf + 10, len: 10, write: false }]);
+    rig.driver.kick(2);
+    // The device gave the first buffer back and holds the second (head 1). Reset the queue and
+    // enable it again with one entry: head 1 means nothing on the new queue.
+    rig.driver.writeCommon(22, 2, 2);
+    rig.driver.writeCommon(58, 2, 1);
+    rig.driver.setupQueue(2, 1);
+    expect(() => device.requestStats()).not.toThrow();
+    expect(device.requestStats()).toBe(false);
+    expect(rig.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).toBe(0);
   });
 });

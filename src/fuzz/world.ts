@@ -90,6 +90,8 @@ export interface FuzzStats {
   needsResetChecked: number;
   guestErrors: number;
   neighbourRequests: number;
+  /** Times the hostile guest's device wrote over the neighbour's rings or buffers (undone). */
+  neighbourMemoryHits: number;
 }
 
 const ACTIONS = [
@@ -172,6 +174,7 @@ export class FuzzWorld {
     });
     const [vq] = goodDriver.bringUp([VIRTIO_F_EVENT_IDX]);
     this.good = { transport: goodT, driver: goodDriver, vq: vq!, msi: goodMsi };
+    this.saveNeighbourMemory();
     // The hostile side.
     this.fd = factory.create(worldSeed, this.env);
     this.transport = new VirtioPciTransport(this.fd.device, {
@@ -221,7 +224,12 @@ export class FuzzWorld {
     this.trace = [];
     this.stats.cases++;
     const rng = new Prng(mixSeed(this.seed, deviceIndex, caseIndex));
-    if (caseIndex % FUZZ_CHUNK === 0 || rng.chance(0.08)) await this.step("bring-up", rng);
+    // Mostly start from a live device: one that needs a reset (or never got DRIVER_OK) only
+    // takes register accesses, so a correct driver usually brings it back first.
+    const live =
+      (this.transport.status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)) ===
+      VIRTIO_CONFIG_S_DRIVER_OK;
+    if (caseIndex % FUZZ_CHUNK === 0 || rng.chance(live ? 0.05 : 0.6)) await this.step("bring-up", rng);
     const n = rng.range(1, 8);
     for (let i = 0; i < n; i++) await this.step(ACTIONS[rng.weighted(ACTION_WEIGHTS)]!, rng);
     if (this.fd.busy()) await this.step("settle", rng);
@@ -356,10 +364,44 @@ export class FuzzWorld {
     return (t.peekIsr() & 2) !== 0;
   }
 
+  /**
+   * The neighbour's rings and buffers, as they were after its last request. A hostile driver
+   * may aim its own device at any guest memory (a scribbled descriptor address, a balloon PFN
+   * read from a stale buffer): that is the guest breaking itself, not the host. Such writes
+   * are counted and undone, so the check below is about the host keeping devices apart.
+   */
+  private goodAreas: [number, Uint8Array][] = [];
+
+  private restoreNeighbourMemory(): void {
+    let hit = false;
+    for (const [addr, saved] of this.goodAreas) {
+      const now = this.raw.u8.subarray(addr, addr + saved.length);
+      for (let i = 0; i < saved.length; i++) {
+        if (now[i] !== saved[i]) {
+          hit = true;
+          now.set(saved);
+          break;
+        }
+      }
+    }
+    if (hit) this.stats.neighbourMemoryHits++;
+  }
+
+  private saveNeighbourMemory(): void {
+    const q = this.good.vq.queue;
+    const ringEnd = q.used + 6 + 8 * q.size;
+    const slots = GOOD_END - 0x1000;
+    this.goodAreas = [
+      [q.desc, this.raw.u8.slice(q.desc, ringEnd)],
+      [slots, this.raw.u8.slice(slots, slots + 64 * 32)],
+    ];
+  }
+
   /** The neighbour serves one request and interrupts. */
   private neighbourCheck(): void {
     const g = this.good;
     this.stats.neighbourRequests++;
+    this.restoreNeighbourMemory();
     try {
       if (g.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) {
         this.fail("neighbour", "the neighbour rng needs a reset");
@@ -377,6 +419,7 @@ export class FuzzWorld {
         this.fail("neighbour", "the neighbour rng did not interrupt");
       }
       g.msi.messages.length = 0;
+      this.saveNeighbourMemory();
     } catch (e) {
       this.fail("neighbour", `the neighbour failed: ${describe(e)}`);
     }
@@ -572,5 +615,6 @@ export function emptyStats(): FuzzStats {
     needsResetChecked: 0,
     guestErrors: 0,
     neighbourRequests: 0,
+    neighbourMemoryHits: 0,
   };
 }

@@ -277,6 +277,11 @@ export class VirtioBalloon implements VirtioDevice<VirtioBalloonState> {
     this.statsHead = -1;
   }
 
+  /** The driver reset one queue (VIRTIO_F_RING_RESET): a stats buffer held from it is gone. */
+  onQueueReset(queue: number): void {
+    if (this.active && queue === this.active.statsQueue) this.statsHead = -1;
+  }
+
   onQueueNotify(queue: number): void {
     const a = this.active;
     if (!a) return;
