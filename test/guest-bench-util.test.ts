@@ -39,6 +39,7 @@ describe("guest bench helpers", () => {
       expect(cmd).not.toMatch(/real\s+\d+m/);
     }
     expect(netSendCommand("10.0.3.2", 2)).toContain("count=32 ");
-    expect(blkReadCommand(8)).toContain("count=8 iflag=direct");
+    expect(blkReadCommand(8, 3)).toContain("count=8 iflag=direct");
+    expect(blkReadCommand(8, 3)).toContain("[ $i -lt 3 ]");
   });
 });
