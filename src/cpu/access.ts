@@ -10,11 +10,13 @@ import { AccessKind, type PagingUnit } from "./hooks.js";
 import { CpuState, SegAccess, Sreg } from "./state.js";
 
 export class CpuAccess extends CpuState {
-  readonly bus: MemoryBus;
-  readonly ram: FlatMemory;
-  readonly ramU8: Uint8Array;
-  readonly ramView: DataView;
-  readonly pageKind: Uint8Array;
+  // `declare`: no class-field definition (which would first store undefined and lose V8's field
+  // type, so every use would re-check the typed array's map); the constructor's store is the first.
+  declare readonly bus: MemoryBus;
+  declare readonly ram: FlatMemory;
+  declare readonly ramU8: Uint8Array;
+  declare readonly ramView: DataView;
+  declare readonly pageKind: Uint8Array;
   /** The preallocated fault every exception throws. */
   readonly fault = new CpuFault();
   /** Installed by the paging module; required once CR0.PG is set. */
@@ -291,7 +293,7 @@ export class CpuAccess extends CpuState {
       this.eip = (eip + 1) | 0;
       return this.ramU8[(eip + this.fetchAdj) | 0]!;
     }
-    return this.fetchSlow(eip);
+    return this.fetchSlow(eip) | 0; // (| 0: an int32 for the caller, not a value of unknown type)
   }
 
   fetch16(): number {

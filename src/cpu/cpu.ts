@@ -28,9 +28,9 @@ export interface CpuOptions {
 export type Handler = (cpu: Cpu) => void;
 
 export class Cpu extends CpuAccess {
-  readonly io: IoBus;
-  intc: InterruptController | null;
-  readonly cpuid: CpuidUnit;
+  declare readonly io: IoBus;
+  declare intc: InterruptController | null;
+  declare readonly cpuid: CpuidUnit;
 
   /** Installed by the protected-mode module; required once CR0.PE is set. */
   protectedMode: ProtectedModeUnit | null = null;
