@@ -88,8 +88,18 @@ describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
     expect(ping).toMatch(/2 packets transmitted, 2 (packets )?received/);
     expect(responder.arpRequests).toBeGreaterThan(0);
     expect(responder.echoRequests).toBe(2);
-    await s.run("echo virtkit-udp | nc -u -w 1 10.0.2.2 7777");
-    expect(responder.udp).toContainEqual({ port: 7777, data: "virtkit-udp\n" });
+    // UDP guest -> host: a DHCP discover (busybox's nc has no UDP mode)
+    await s.run("udhcpc -i eth0 -n -q -t 1 -T 1 -s /bin/true >/dev/null 2>&1");
+    expect(responder.udp.some((u) => u.port === 67)).toBe(true);
+    // UDP host -> guest: to a closed port, which the guest's stack answers with ICMP port unreachable
+    responder.sendUdp(
+      Uint8Array.of(0x52, 0x54, 0, 0x12, 0x34, 0x56),
+      Uint8Array.of(10, 0, 2, 15),
+      9999,
+      "hello",
+    );
+    expect(await s.run("grep -A1 '^Udp:' /proc/net/snmp | tail -1 | cut -d' ' -f3")).toMatch(/[1-9]/); // NoPorts
+    expect(responder.unreachable).toContain(3);
 
     // virtio-console: hvc0 both ways, and the named port
     const fromGuest: string[] = [];

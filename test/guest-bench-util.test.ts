@@ -5,6 +5,7 @@ import {
   GuestBenchError,
   netListenCommand,
   netSendCommand,
+  parsePingAvgMs,
   parseRealSeconds,
   rate,
 } from "./guest-bench-util.js";
@@ -25,6 +26,15 @@ describe("guest bench helpers", () => {
     const log = `virtkit# echo "RECV=[$(nc -l -p 5001 | wc -c)]"\r\nRECV=[33554432]\r\n`;
     expect(field(log, "RECV")).toBe(33554432);
     expect(() => field(`echo "SENDRC=[$?]"`, "SENDRC")).toThrow(/no SENDRC/);
+  });
+
+  it("reads ping's average round trip", () => {
+    const out =
+      "5 packets transmitted, 5 packets received, 0% packet loss\nround-trip min/avg/max = 0.412/1.532/3.100 ms\n";
+    expect(parsePingAvgMs(out)).toBe(1.532);
+    expect(() => parsePingAvgMs("5 packets transmitted, 0 packets received, 100% packet loss")).toThrow(
+      /no ping summary/,
+    );
   });
 
   it("computes MiB/s and refuses times below busybox's resolution", () => {

@@ -55,6 +55,13 @@ export function field(text: string, name: string): number {
   return Number(m[1]);
 }
 
+/** The average round trip from busybox ping's summary (`round-trip min/avg/max = 0.4/0.5/0.7 ms`), in ms. */
+export function parsePingAvgMs(text: string): number {
+  const m = /round-trip min\/avg\/max = [\d.]+\/([\d.]+)\/[\d.]+ ms/.exec(text);
+  if (!m) throw new GuestBenchError(`guest bench: no ping summary in: ${text.slice(-500)}`);
+  return Number(m[1]);
+}
+
 /** MiB/s for `mib` MiB moved in `seconds`, refusing a time too short for busybox's 10 ms clock. */
 export function rate(mib: number, seconds: number, what: string): number {
   if (!(seconds >= 0.05))

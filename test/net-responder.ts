@@ -6,6 +6,7 @@ import { HostEndpoint } from "../src/devices/net/host-endpoint.js";
 
 export const HOST_MAC = Uint8Array.of(0x52, 0x54, 0x00, 0x00, 0x00, 0x02);
 export const HOST_IP = Uint8Array.of(10, 0, 2, 2);
+const BROADCAST = Uint8Array.of(255, 255, 255, 255);
 
 function checksum(b: Uint8Array, start: number, end: number): number {
   let sum = 0;
@@ -21,9 +22,31 @@ export class NetResponder {
   arpRequests = 0;
   echoRequests = 0;
   readonly udp: { port: number; data: string }[] = [];
+  /** ICMP destination-unreachable messages received (type 3), by code. */
+  readonly unreachable: number[] = [];
 
   constructor() {
     this.endpoint = new HostEndpoint({ onFrame: (f) => this.onFrame(f) });
+  }
+
+  /** Sends a UDP datagram from this host (port 5555) to `ip`:`port` at `mac`. */
+  sendUdp(mac: Uint8Array, ip: Uint8Array, port: number, payload: string): void {
+    const data = new TextEncoder().encode(payload);
+    const f = new Uint8Array(14 + 20 + 8 + data.length);
+    f.set(mac, 0);
+    f.set(HOST_MAC, 6);
+    f.set([0x08, 0x00], 12);
+    const ipLen = 20 + 8 + data.length;
+    f.set([0x45, 0, ipLen >> 8, ipLen & 0xff, 0, 1, 0, 0, 64, 17, 0, 0], 14);
+    f.set(HOST_IP, 26);
+    f.set(ip, 30);
+    const c = checksum(f, 14, 34);
+    f[24] = c >> 8;
+    f[25] = c & 0xff;
+    const udpLen = 8 + data.length;
+    f.set([0x15, 0xb3, port >> 8, port & 0xff, udpLen >> 8, udpLen & 0xff, 0, 0], 34); // checksum 0: none
+    f.set(data, 42);
+    this.endpoint.send(f);
   }
 
   private onFrame(f: Uint8Array): void {
@@ -40,11 +63,14 @@ export class NetResponder {
       this.endpoint.send(r);
       return;
     }
-    if (type !== 0x0800 || f.length < 34 || !eq(f.subarray(30, 34), HOST_IP)) return;
+    const toUs = f.length >= 34 && (eq(f.subarray(30, 34), HOST_IP) || eq(f.subarray(30, 34), BROADCAST));
+    if (type !== 0x0800 || !toUs) return;
     const ihl = (f[14]! & 0xf) * 4;
     const total = (f[16]! << 8) | f[17]!;
     const l4 = 14 + ihl;
-    if (f[23] === 1 && f[l4] === 8) {
+    if (f[23] === 1 && f[l4] === 3) {
+      this.unreachable.push(f[l4 + 1]!);
+    } else if (f[23] === 1 && f[l4] === 8) {
       this.echoRequests++;
       const r = f.slice(0, 14 + total);
       r.set(f.subarray(6, 12), 0);
