@@ -9,6 +9,8 @@ import { blkHeader } from "../devices/blk/driver.js";
 import { ManualBackend } from "../devices/blk/test-backends.js";
 import { MemoryConsole } from "../devices/console/backend.js";
 import { VirtioConsole } from "../devices/console/console.js";
+import type { FrameSink } from "../devices/net/backend.js";
+import { VirtioNet } from "../devices/net/net.js";
 import {
   type DeviceContext,
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
@@ -227,5 +229,49 @@ describe("regressions found by the fuzzer", () => {
     expect(() => device.requestStats()).not.toThrow();
     expect(device.requestStats()).toBe(false);
     expect(rig.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).toBe(0);
+  });
+
+  it("transport: re-enabling a reset queue does not revive a device that needs a reset", () => {
+    const backend = new MemoryConsole();
+    const device = new VirtioConsole({ ports: [{ backend }], log: () => {} });
+    const rig = createPciTestRig(device);
+    rig.driver.init([VIRTIO_F_RING_RESET]);
+    rig.driver.setupQueue(0, 8);
+    const tx = rig.driver.setupQueue(1, 8);
+    rig.driver.driverOk();
+    const buf = rig.driver.dma.alloc(64);
+    tx.queue.add([{ addr: buf, len: 8, write: true }]);
+    rig.driver.kick(1);
+    expect(rig.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).not.toBe(0);
+    // queue_reset and enable queue 0 again, post a receive buffer, then host input arrives.
+    rig.driver.writeCommon(22, 2, 0);
+    rig.driver.writeCommon(58, 2, 1);
+    const rx = rig.driver.setupQueue(0, 8);
+    rx.queue.add([{ addr: buf, len: 64, write: true }]);
+    rig.driver.kick(0);
+    backend.send("after the error");
+    expect(rig.transport.queue(0)).toBeNull();
+    expect(rx.queue.getUsed()).toBeNull();
+  });
+
+  it("net: a frame longer than 64 KiB from the network is dropped, not copied past the scratch buffer", () => {
+    let sink: FrameSink | null = null;
+    const device = new VirtioNet({
+      mac: "02:00:00:00:00:01",
+      backend: {
+        connect(rx) {
+          sink = rx;
+          return { acceptsPartialChecksum: true, deliver: () => true };
+        },
+        disconnect() {},
+      },
+    });
+    const rig = createPciTestRig(device);
+    rig.driver.bringUp([]);
+    const frame = new Uint8Array(70_000).fill(0xff);
+    const deliver = (sink as FrameSink | null)!.deliver;
+    expect(() => deliver(frame, { start: 14, offset: 6 })).not.toThrow();
+    expect(deliver(frame, null)).toBe(false);
+    expect(device.counters.rxDroppedTooLarge).toBe(2);
   });
 });

@@ -356,7 +356,12 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
   enableQueue(slot: QueueSlot): void {
     slot.enabled = true;
     slot.config.ready = true;
-    if (slot.resetPending && this.status & VIRTIO_CONFIG_S_DRIVER_OK) {
+    if (
+      slot.resetPending &&
+      this.status & VIRTIO_CONFIG_S_DRIVER_OK &&
+      // A device that needs a reset stays stopped: a re-enabled queue does not bring it back.
+      !(this.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET)
+    ) {
       // Re-enable after queue_reset (VIRTIO_F_RING_RESET).
       slot.resetPending = false;
       const q = this.slots.indexOf(slot);
