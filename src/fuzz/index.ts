@@ -4,7 +4,7 @@
  * script and test/fuzz.test.ts drive it.
  */
 import { FUZZ_DEVICES, type FuzzDeviceFactory } from "./devices.js";
-import { emptyStats, type FuzzFailure, type FuzzStats, runDeviceCases } from "./world.js";
+import { emptyStats, FUZZ_CHUNK, type FuzzFailure, type FuzzStats, runDeviceCases } from "./world.js";
 
 export type { FuzzDevice, FuzzDeviceFactory, FuzzEnv, RequestShape } from "./devices.js";
 export { FUZZ_DEVICES, fuzzDevice } from "./devices.js";
@@ -39,7 +39,7 @@ export interface RunOptions {
 export async function runFuzz(options: RunOptions): Promise<DeviceReport[]> {
   const devices = options.devices ?? FUZZ_DEVICES;
   const now = options.now ?? (() => Date.now());
-  const chunk = 1000;
+  const chunk = FUZZ_CHUNK;
   const maxFailures = options.maxFailures ?? 20;
   const reports = devices.map((d) => ({
     device: d.name,

@@ -19,14 +19,10 @@ import type { U64 } from "../common/u64.js";
 import {
   VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET,
   VIRTIO_CONFIG_S_DRIVER_OK,
-  VIRTIO_F_EVENT_IDX,
   VIRTIO_F_INDIRECT_DESC,
   VIRTIO_F_RING_RESET,
 } from "../devices/device.js";
-import { VirtioRng } from "../devices/rng/rng.js";
-import { seededEntropy } from "../devices/rng/entropy.js";
 import {
-  type DriverVq,
   directAccess,
   IntxRecorder,
   MsiRecorder,
@@ -46,6 +42,7 @@ import {
 } from "./chain.js";
 import type { FuzzDevice, FuzzDeviceFactory, FuzzEnv } from "./devices.js";
 import { GuardedMemory } from "./guarded-memory.js";
+import { Neighbour } from "./neighbour.js";
 import { Prng, mixSeed } from "./prng.js";
 import { hostileRegisterAction } from "./registers.js";
 
@@ -133,13 +130,7 @@ export class FuzzWorld {
   readonly arena: BufferArena;
   readonly failures: FuzzFailure[] = [];
   readonly stats: FuzzStats;
-  private readonly good: {
-    transport: VirtioPciTransport;
-    driver: VirtioPciDriver;
-    vq: DriverVq;
-    msi: MsiRecorder;
-  };
-  private goodSlot = 0;
+  private readonly good: Neighbour;
   private frozen: (Frozen | null)[] = [];
   private trace: string[] = [];
   private caseIndex = 0;
@@ -155,26 +146,7 @@ export class FuzzWorld {
     this.memory = new GuardedMemory(this.raw);
     this.env = { memorySize: FUZZ_MEMORY_SIZE, hostileBase: HOSTILE_BASE, hostileEnd: FUZZ_MEMORY_SIZE };
     this.arena = new BufferArena(HOSTILE_RINGS_END, FUZZ_MEMORY_SIZE);
-    // The neighbour: virtio-rng with a correct driver, MSI-X, on the same memory.
-    const goodMsi = new MsiRecorder();
-    const goodT = new VirtioPciTransport(
-      new VirtioRng({ entropy: seededEntropy(worldSeed), queueSize: 16 }),
-      {
-        memory: this.memory,
-        msiTarget: goodMsi,
-        log: () => {},
-      },
-    );
-    const goodDriver = new VirtioPciDriver(goodT, this.raw, {
-      interrupts: "msix",
-      msi: goodMsi,
-      dmaBase: GOOD_BASE,
-      dmaSize: GOOD_END - GOOD_BASE - 0x1000,
-      indirectEntries: 0,
-    });
-    const [vq] = goodDriver.bringUp([VIRTIO_F_EVENT_IDX]);
-    this.good = { transport: goodT, driver: goodDriver, vq: vq!, msi: goodMsi };
-    this.saveNeighbourMemory();
+    this.good = new Neighbour(this.memory, this.raw, worldSeed, GOOD_BASE, GOOD_END);
     // The hostile side.
     this.fd = factory.create(worldSeed, this.env);
     this.transport = new VirtioPciTransport(this.fd.device, {
@@ -364,65 +336,13 @@ export class FuzzWorld {
     return (t.peekIsr() & 2) !== 0;
   }
 
-  /**
-   * The neighbour's rings and buffers, as they were after its last request. A hostile driver
-   * may aim its own device at any guest memory (a scribbled descriptor address, a balloon PFN
-   * read from a stale buffer): that is the guest breaking itself, not the host. Such writes
-   * are counted and undone, so the check below is about the host keeping devices apart.
-   */
-  private goodAreas: [number, Uint8Array][] = [];
-
-  private restoreNeighbourMemory(): void {
-    let hit = false;
-    for (const [addr, saved] of this.goodAreas) {
-      const now = this.raw.u8.subarray(addr, addr + saved.length);
-      for (let i = 0; i < saved.length; i++) {
-        if (now[i] !== saved[i]) {
-          hit = true;
-          now.set(saved);
-          break;
-        }
-      }
-    }
-    if (hit) this.stats.neighbourMemoryHits++;
-  }
-
-  private saveNeighbourMemory(): void {
-    const q = this.good.vq.queue;
-    const ringEnd = q.used + 6 + 8 * q.size;
-    const slots = GOOD_END - 0x1000;
-    this.goodAreas = [
-      [q.desc, this.raw.u8.slice(q.desc, ringEnd)],
-      [slots, this.raw.u8.slice(slots, slots + 64 * 32)],
-    ];
-  }
-
   /** The neighbour serves one request and interrupts. */
   private neighbourCheck(): void {
-    const g = this.good;
     this.stats.neighbourRequests++;
-    this.restoreNeighbourMemory();
-    try {
-      if (g.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET) {
-        this.fail("neighbour", "the neighbour rng needs a reset");
-        return;
-      }
-      const addr = GOOD_END - 0x1000 + 64 * (this.goodSlot++ & 31);
-      const head = g.vq.queue.add([{ addr, len: 48, write: true }]);
-      g.driver.kick(0);
-      const used = g.vq.queue.getUsed();
-      if (!used || used.id !== head || used.len !== 48) {
-        this.fail("neighbour", `the neighbour rng answered ${JSON.stringify(used)} for head ${head}`);
-        return;
-      }
-      if (!g.driver.takeInterrupts().queues.includes(0)) {
-        this.fail("neighbour", "the neighbour rng did not interrupt");
-      }
-      g.msi.messages.length = 0;
-      this.saveNeighbourMemory();
-    } catch (e) {
-      this.fail("neighbour", `the neighbour failed: ${describe(e)}`);
-    }
+    const hitsBefore = this.good.memoryHits;
+    const problem = this.good.check();
+    this.stats.neighbourMemoryHits += this.good.memoryHits - hitsBefore;
+    if (problem) this.fail("neighbour", problem);
   }
 
   // ---- actions -----------------------------------------------------------------------------
