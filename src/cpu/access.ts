@@ -331,11 +331,11 @@ export class CpuAccess extends CpuState {
     this.modRm = m & 7;
     if (m >= 0xc0) {
       this.isReg = 1;
-      if (this.lock) this.ud();
+      if (this.lock !== 0) this.ud();
       return;
     }
     this.isReg = 0;
-    if (this.ad32) this.ea32(m >> 6, m & 7);
+    if (this.ad32 !== 0) this.ea32(m >> 6, m & 7);
     else this.ea16(m >> 6, m & 7);
   }
 
@@ -391,9 +391,55 @@ export class CpuAccess extends CpuState {
   }
 
   private ea32(mod: number, rm: number): void {
+    if (rm === 4) {
+      this.ea32Sib(mod);
+      return;
+    }
     let ea: number;
     let seg: number = Sreg.DS;
-    if (rm === 4) {
+    if (rm === 5 && mod === 0) {
+      ea = this.fetch32();
+    } else {
+      ea = this.r32[rm]!;
+      if (rm === 5) seg = Sreg.SS;
+    }
+    if (mod === 1) ea += (this.fetch8() << 24) >> 24;
+    else if (mod === 2) ea += this.fetch32();
+    this.ea = ea | 0;
+    this.eaSeg = this.segOvr >= 0 ? this.segOvr : seg;
+  }
+
+  /** 32-bit addressing with a SIB byte. */
+  private ea32Sib(mod: number): void {
+    let ea: number;
+    let seg: number = Sreg.DS;
+    const eip = this.eip;
+    if (((eip - this.fetchStart) >>> 0) + 5 <= this.fetchLen) {
+      // SIB and the longest displacement inside the fetch window: read them straight from RAM
+      // with one window check.
+      const u8 = this.ramU8;
+      const p0 = (eip + this.fetchAdj) | 0;
+      const sib = u8[p0]!;
+      let p = p0 + 1;
+      const base = sib & 7;
+      const index = (sib >> 3) & 7;
+      if (base === 5 && mod === 0) {
+        ea = u8[p]! | (u8[p + 1]! << 8) | (u8[p + 2]! << 16) | (u8[p + 3]! << 24);
+        p += 4;
+      } else {
+        ea = this.r32[base]!;
+        if (base === 4 || base === 5) seg = Sreg.SS;
+      }
+      if (index !== 4) ea = (ea + (this.r32[index]! << (sib >> 6))) | 0;
+      if (mod === 1) {
+        ea = (ea + ((u8[p]! << 24) >> 24)) | 0;
+        p++;
+      } else if (mod === 2) {
+        ea = (ea + (u8[p]! | (u8[p + 1]! << 8) | (u8[p + 2]! << 16) | (u8[p + 3]! << 24))) | 0;
+        p += 4;
+      }
+      this.eip = (eip + (p - p0)) | 0;
+    } else {
       const sib = this.fetch8();
       const base = sib & 7;
       const index = (sib >> 3) & 7;
@@ -403,14 +449,9 @@ export class CpuAccess extends CpuState {
         if (base === 4 || base === 5) seg = Sreg.SS;
       }
       if (index !== 4) ea += this.r32[index]! << (sib >> 6);
-    } else if (rm === 5 && mod === 0) {
-      ea = this.fetch32();
-    } else {
-      ea = this.r32[rm]!;
-      if (rm === 5) seg = Sreg.SS;
+      if (mod === 1) ea += (this.fetch8() << 24) >> 24;
+      else if (mod === 2) ea += this.fetch32();
     }
-    if (mod === 1) ea += (this.fetch8() << 24) >> 24;
-    else if (mod === 2) ea += this.fetch32();
     this.ea = ea | 0;
     this.eaSeg = this.segOvr >= 0 ? this.segOvr : seg;
   }
