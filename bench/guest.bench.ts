@@ -6,9 +6,10 @@
  * - virtio-net throughput between two guests: 32 MiB of zeros through `nc` over TCP to a
  *   `nc -l | wc -c` in a second guest, timed by busybox `time` in the sender (the receiver's
  *   byte count is checked). virtkit: two Machines in this process on one NetSwitch; QEMU: two
- *   qemu-system-i386 processes on `-netdev dgram` pointed at each other.
+ *   qemu-system-i386 processes on `-netdev dgram` pointed at each other;
+ * - the average ping round trip between the two guests (busybox ping, five echoes).
  * The virtkit machines run on the realtime clock, so the guest's `time` is host time, as it is
- * under QEMU. Ratios are virtkit / QEMU TCG (higher is better for virtkit).
+ * under QEMU. Ratios are virtkit / QEMU TCG (for MiB/s higher is better, for the round trip lower).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +30,7 @@ import {
   NET_MIB,
   netListenCommand,
   netSendCommand,
+  parsePingAvgMs,
   parseRealSeconds,
   rate,
 } from "../test/guest-bench-util.js";
@@ -43,7 +45,12 @@ const READY = new RegExp(`${GUEST_READY_MARKER} modules=\\d+ failed=none`);
 interface Figures {
   blkMiBs: number;
   netMiBs: number;
+  pingMs: number;
 }
+
+/** Five pings after a first one (which resolves ARP); prints the summary and `PINGRC=[status]`. */
+const pingCommand = (ip: string): string =>
+  `ping -c 1 -W 10 ${ip} >/dev/null; ping -c 5 -W 5 ${ip}; echo "PINGRC=[$?]"`;
 
 function blkRate(out: string, who: string): number {
   if (field(out, "BLKPASSES") !== BLK_PASSES)
@@ -91,13 +98,14 @@ async function virtkitFigures(g: DefaultGuest, image: string): Promise<Figures> 
 
     const blkMiBs = blkRate(await a.run(blkReadCommand(), 600_000), "virtkit");
 
-    const ping = await a.run(`ping -c 1 -W 10 ${IP_B}; echo "PINGRC=[$?]"`, 60_000);
+    const ping = await a.run(pingCommand(IP_B), 60_000);
     if (field(ping, "PINGRC") !== 0) throw new GuestBenchError(`guest bench: virtkit: no ping: ${ping}`);
+    const pingMs = parsePingAvgMs(ping);
     b.send(`${netListenCommand()}\n`);
     await new Promise((r) => setTimeout(r, 3000)); // the shell reads the line and starts nc -l
     const sendOut = await a.run(netSendCommand(IP_B), 900_000);
     const recvOut = await b.waitFor(/RECV=\[\d+\]/, 60_000);
-    return { blkMiBs, netMiBs: checkNet(sendOut, recvOut, "virtkit") };
+    return { blkMiBs, netMiBs: checkNet(sendOut, recvOut, "virtkit"), pingMs };
   } finally {
     await Promise.all([a.stop(), b.stop()]);
     await disk.close();
@@ -127,7 +135,7 @@ async function qemuFigures(g: DefaultGuest, image: string): Promise<Figures> {
       ...base,
       args: [...cpu, ...netdev(portA, portB), "-device", "virtio-net-pci,netdev=n,mac=52:54:00:00:03:01"],
       commands: [
-        `${up(IP_A)}; n=0; until ping -c 1 -W 1 ${IP_B} >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 120 ] && break; sleep 1; done; sleep 2; ${netSendCommand(IP_B)}`,
+        `${up(IP_A)}; n=0; until ping -c 1 -W 1 ${IP_B} >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 120 ] && break; sleep 1; done; ${pingCommand(IP_B)}; sleep 1; ${netSendCommand(IP_B)}`,
         "reboot -f",
       ],
       timeoutMs: 600_000,
@@ -144,7 +152,9 @@ async function qemuFigures(g: DefaultGuest, image: string): Promise<Figures> {
     throw new GuestBenchError(
       `guest bench: QEMU net timed out:\n${sender.log.slice(-1000)}\n---\n${receiver.log.slice(-1000)}`,
     );
-  return { blkMiBs, netMiBs: checkNet(sender.log, receiver.log, "QEMU") };
+  if (field(sender.log, "PINGRC") !== 0)
+    throw new GuestBenchError(`guest bench: QEMU: no ping: ${sender.log.slice(-1000)}`);
+  return { blkMiBs, netMiBs: checkNet(sender.log, receiver.log, "QEMU"), pingMs: parsePingAvgMs(sender.log) };
 }
 
 export const suite: BenchSuite = {
@@ -165,6 +175,7 @@ export const suite: BenchSuite = {
       const vk = await virtkitFigures(g, image);
       report("guest.virtkit.blk-seq-read", vk.blkMiBs, "MiB/s");
       report("guest.virtkit.net-tcp-2-guests", vk.netMiBs, "MiB/s");
+      report("guest.virtkit.net-ping-rtt", vk.pingMs, "ms");
       if (!haveQemu()) {
         console.error("bench guest: qemu-system-i386 is not installed: no reference figures");
         return;
@@ -172,8 +183,14 @@ export const suite: BenchSuite = {
       const q = await qemuFigures(g, image);
       report("guest.qemu-tcg.blk-seq-read", q.blkMiBs, "MiB/s");
       report("guest.qemu-tcg.net-tcp-2-guests", q.netMiBs, "MiB/s");
+      report("guest.qemu-tcg.net-ping-rtt", q.pingMs, "ms");
       report("guest.blk-seq-read.virtkit-vs-qemu-tcg", vk.blkMiBs / q.blkMiBs, "x (higher is better)");
       report("guest.net-tcp.virtkit-vs-qemu-tcg", vk.netMiBs / q.netMiBs, "x (higher is better)");
+      report(
+        "guest.net-ping-rtt.virtkit-vs-qemu-tcg",
+        vk.pingMs / q.pingMs,
+        "x (time ratio, lower is better)",
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
