@@ -236,8 +236,36 @@ function group1Apply32(cpu: Cpu, kind: number, imm: number): void {
   if (kind !== AluKind.CMP) cpu.write32(cpu.eaSeg, cpu.ea, r);
 }
 
+/** INC r32 (40-47), DEC r32 (48-4F): kept apart from the 16-bit forms (own JIT feedback). CF is kept. */
+const inc32: Handler = (cpu) => {
+  const r = cpu.opcode & 7;
+  const a = cpu.r32[r]!;
+  cpu.flags = (cpu.flags & ~1) | cpu.getCF();
+  const res = (a + 1) | 0;
+  cpu.lazyOp = Lazy.INC;
+  cpu.lazyA = a;
+  cpu.lazyB = 1;
+  cpu.lazyRes = res;
+  cpu.lazySize = 2;
+  cpu.r32[r] = res;
+};
+
+const dec32: Handler = (cpu) => {
+  const r = cpu.opcode & 7;
+  const a = cpu.r32[r]!;
+  cpu.flags = (cpu.flags & ~1) | cpu.getCF();
+  const res = (a - 1) | 0;
+  cpu.lazyOp = Lazy.DEC;
+  cpu.lazyA = a;
+  cpu.lazyB = 1;
+  cpu.lazyRes = res;
+  cpu.lazySize = 2;
+  cpu.r32[r] = res;
+};
+
 /** INC/DEC r16/r32 (40-4F). */
 export function incDecReg(s: SizeIdx, dec: boolean): Handler {
+  if (s === 2) return dec ? dec32 : inc32;
   return (cpu) => {
     const r = cpu.opcode & 7;
     cpu.setReg(s, r, incDec(cpu, cpu.getReg(s, r), dec, s));
@@ -246,9 +274,17 @@ export function incDecReg(s: SizeIdx, dec: boolean): Handler {
 
 /** TEST Eb,Gb / Ev,Gv (84, 85). */
 export function testEG(s: SizeIdx): Handler {
+  if (s === 2)
+    return (cpu) => {
+      cpu.decodeModrm();
+      const a = cpu.isReg !== 0 ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
+      cpu.lazyOp = Lazy.LOGIC;
+      cpu.lazyRes = a & cpu.r32[cpu.modReg]!;
+      cpu.lazySize = 2;
+    };
   return (cpu) => {
     cpu.decodeModrm();
-    const a = s === 2 ? cpu.readE32() : s === 1 ? cpu.readE16() : cpu.readE8();
+    const a = s === 1 ? cpu.readE16() : cpu.readE8();
     setLogic(cpu, a & cpu.getReg(s, cpu.modReg), s);
   };
 }
@@ -445,28 +481,52 @@ export function incDecE(cpu: Cpu, s: SizeIdx, dec: boolean): void {
 
 /** IMUL Gv,Ev (0F AF), Gv,Ev,Iz (69), Gv,Ev,Ib (6B). */
 export function imulG(s: SizeIdx, imm: 0 | 1 | 2): Handler {
+  if (s === 2) return imm === 0 ? imul32 : imm === 1 ? imul32Ib : imul32Iz;
   return (cpu) => {
     cpu.decodeModrm();
     const a = readE(cpu, s);
     let b: number;
     if (imm === 0) b = cpu.getReg(s, cpu.modReg);
     else if (imm === 1) b = (cpu.fetch8() << 24) >> 24;
-    else b = s === 2 ? cpu.fetch32() : cpu.fetch16();
-    let lo: number;
-    let overflow: boolean;
-    if (s === 2) {
-      // The double product is exact whenever the true product fits in int32, and (rounding being
-      // monotone) outside the int32 range whenever it does not: so it equals the low half
-      // exactly when the signed result did not overflow.
-      lo = Math.imul(a, b);
-      overflow = (a | 0) * (b | 0) !== lo;
-    } else {
-      const sh = SIZE_SHIFT[s];
-      const p = ((a << sh) >> sh) * ((b << sh) >> sh);
-      lo = p & 0xffff;
-      overflow = p !== (p << 16) >> 16;
-    }
+    else b = cpu.fetch16();
+    const sh = SIZE_SHIFT[s];
+    const p = ((a << sh) >> sh) * ((b << sh) >> sh);
+    const lo = p & 0xffff;
+    const overflow = p !== (p << 16) >> 16;
     cpu.setReg(s, cpu.modReg, lo);
     setMulFlags(cpu, overflow, lo, s);
   };
 }
+
+/**
+ * 32-bit IMUL result: the low half by Math.imul; the double product is exact whenever the true
+ * product fits in int32 and (rounding being monotone) outside the int32 range whenever it does
+ * not, so it equals the low half exactly when the signed result did not overflow.
+ */
+function imul32Set(cpu: Cpu, a: number, b: number): void {
+  const lo = Math.imul(a, b);
+  const overflow = a * b !== lo;
+  cpu.r32[cpu.modReg] = lo;
+  setMulFlags(cpu, overflow, lo, 2);
+}
+
+/** IMUL r32, r/m32 (0F AF). */
+const imul32: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const a = cpu.isReg !== 0 ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
+  imul32Set(cpu, a, cpu.r32[cpu.modReg]!);
+};
+
+/** IMUL r32, r/m32, imm8 (6B). */
+const imul32Ib: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const a = cpu.isReg !== 0 ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
+  imul32Set(cpu, a, (cpu.fetch8() << 24) >> 24);
+};
+
+/** IMUL r32, r/m32, imm32 (69). */
+const imul32Iz: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const a = cpu.isReg !== 0 ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
+  imul32Set(cpu, a, cpu.fetch32());
+};

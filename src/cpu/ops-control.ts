@@ -74,6 +74,14 @@ export function farDirect(call: boolean): Handler {
 
 /** LOOPNE/LOOPE/LOOP (E0-E2) and JCXZ/JECXZ (E3); the counter is CX or ECX by address size. */
 export const loop: Handler = (cpu) => {
+  if (cpu.opcode === 0xe2 && cpu.ad32 !== 0) {
+    // LOOP with ECX, the common form.
+    const rel = (cpu.fetch8() << 24) >> 24;
+    const count = (cpu.r32[1]! - 1) | 0;
+    cpu.r32[1] = count;
+    if (count !== 0) cpu.jumpNear(cpu.eip + rel);
+    return;
+  }
   const rel = (cpu.fetch8() << 24) >> 24;
   const op = cpu.opcode;
   let count: number;
