@@ -34,6 +34,8 @@ export interface QemuGuestOptions {
   binary?: string;
   /** QEMU's -serial backend (default "stdio"; use "null" when the console is a virtconsole on stdio). */
   serial?: string;
+  /** Kills QEMU when aborted (the run then resolves as it does after a timeout, with `aborted` set). */
+  signal?: AbortSignal;
 }
 
 export interface QemuGuestResult {
@@ -46,6 +48,8 @@ export interface QemuGuestResult {
   totalMs: number;
   exitCode: number | null;
   timedOut: boolean;
+  /** True when `signal` ended the run. */
+  aborted: boolean;
 }
 
 /** Runs QEMU as described; never rejects for guest behaviour, only when QEMU cannot start. */
@@ -79,6 +83,13 @@ export function runQemuGuest(opts: QemuGuestOptions): Promise<QemuGuestResult> {
       timedOut = true;
       child.kill("SIGKILL");
     }, opts.timeoutMs ?? 90_000);
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill("SIGKILL");
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
     const onData = (chunk: Buffer): void => {
       log += chunk.toString("latin1");
       const now = performance.now() - start;
@@ -101,10 +112,12 @@ export function runQemuGuest(opts: QemuGuestOptions): Promise<QemuGuestResult> {
     child.stdin.on("error", () => {});
     child.on("error", (e) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       reject(e);
     });
     child.on("close", (code) => {
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       resolve({
         log,
         firstLineMs,
@@ -113,6 +126,7 @@ export function runQemuGuest(opts: QemuGuestOptions): Promise<QemuGuestResult> {
         totalMs: performance.now() - start,
         exitCode: code,
         timedOut,
+        aborted,
       });
     });
   });
