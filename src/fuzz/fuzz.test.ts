@@ -274,4 +274,18 @@ describe("regressions found by the fuzzer", () => {
     expect(deliver(frame, null)).toBe(false);
     expect(device.counters.rxDroppedTooLarge).toBe(2);
   });
+
+  it("transport: DRIVER_OK over a queue layout outside memory sends the configuration change notification", () => {
+    const device = new VirtioConsole({ ports: [{ backend: new MemoryConsole() }], log: () => {} });
+    const rig = createPciTestRig(device, { interrupts: "intx" });
+    rig.driver.init([]);
+    rig.driver.setupQueue(0, 8);
+    rig.driver.writeCommon(22, 2, 1); // queue_select 1
+    rig.driver.writeCommon(32, 4, 0xfff_fff0); // queue_desc far outside guest memory
+    rig.driver.writeCommon(28, 2, 1); // queue_enable
+    rig.driver.driverOk();
+    expect(rig.transport.status & VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET).not.toBe(0);
+    expect(rig.intx.level).toBe(true);
+    expect(rig.driver.takeInterrupts().config).toBe(true);
+  });
 });

@@ -320,7 +320,9 @@ export class VirtioPciTransport extends PciFunction implements VirtioInterrupt {
         return;
       case "none":
         if (out.rule === "driver-ok-bad-queues") {
-          this.status = out.status;
+          // guestError sets DEVICE_NEEDS_RESET and, DRIVER_OK being set, sends the configuration
+          // change notification 2.1.2 requires (it did not when the bit was set here first).
+          this.status = out.status & ~VIRTIO_CONFIG_S_DEVICE_NEEDS_RESET;
           this.guestError(new VirtkitError("BAD_QUEUE_SETUP", this.queuesProblem() ?? "bad queue setup"));
           return;
         }
