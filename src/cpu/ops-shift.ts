@@ -1,7 +1,7 @@
 /** Shifts and rotates (group 2: C0, C1, D0-D3) and SHLD/SHRD. */
 import { writeE } from "./ops-alu.js";
 import type { Cpu, Handler } from "./cpu.js";
-import { Flag, PARITY, SIZE_MASK, SIZE_SIGN, type SizeIdx } from "./state.js";
+import { ARITH_FLAGS, Flag, Lazy, PARITY, SIZE_MASK, SIZE_SIGN, type SizeIdx } from "./state.js";
 
 const BITS = [8, 16, 32] as const;
 
@@ -94,11 +94,72 @@ export function shift(cpu: Cpu, op: number, a: number, count: number, s: SizeIdx
   }
 }
 
+/** SHL/SHR/SAR flags at 32 bits: SF/ZF/PF from r (int32), CF and OF as given, AF cleared. */
+function shiftFlags32(cpu: Cpu, r: number, cf: number, of: boolean): void {
+  cpu.flags =
+    (cpu.flags & ~ARITH_FLAGS) |
+    cf |
+    PARITY[r & 0xff]! |
+    (r === 0 ? Flag.ZF : 0) |
+    (r < 0 ? Flag.SF : 0) |
+    (of ? Flag.OF : 0);
+  cpu.lazyOp = Lazy.NONE;
+}
+
+/**
+ * `shift` at 32 bits with a masked, non-zero count, on int32 values (no size tables); RCL/RCR
+ * go to the generic code.
+ */
+function shift32(cpu: Cpu, op: number, a: number, count: number): number {
+  switch (op) {
+    case 0: {
+      const r = (a << count) | (a >>> (32 - count));
+      const cf = r & 1;
+      rotFlags(cpu, cf, r < 0 !== (cf !== 0));
+      return r;
+    }
+    case 1: {
+      const r = (a >>> count) | (a << (32 - count));
+      rotFlags(cpu, r < 0 ? 1 : 0, r < 0 !== ((r & 0x4000_0000) !== 0));
+      return r;
+    }
+    case 4:
+    case 6: {
+      const r = a << count;
+      const cf = (a >>> (32 - count)) & 1;
+      shiftFlags32(cpu, r, cf, r < 0 !== (cf !== 0));
+      return r;
+    }
+    case 5: {
+      const r = (a >>> count) | 0;
+      shiftFlags32(cpu, r, (a >>> (count - 1)) & 1, count === 1 && a < 0);
+      return r;
+    }
+    case 7: {
+      const r = a >> count;
+      shiftFlags32(cpu, r, (a >> (count - 1)) & 1, false);
+      return r;
+    }
+    default:
+      return shift(cpu, op, a, count, 2) | 0;
+  }
+}
+
 /** Group 2 with the count from Ib (C0/C1), 1 (D0/D1) or CL (D2/D3). */
 export function group2(s: SizeIdx, countFrom: "ib" | "one" | "cl"): Handler {
+  if (s === 2)
+    return (cpu) => {
+      cpu.decodeModrm();
+      const a = cpu.isReg !== 0 ? cpu.r32[cpu.modRm]! : cpu.read32(cpu.eaSeg, cpu.ea);
+      const count = (countFrom === "ib" ? cpu.fetch8() : countFrom === "one" ? 1 : cpu.r8[4]!) & 0x1f;
+      if (count === 0) return;
+      const r = shift32(cpu, cpu.modReg, a, count);
+      if (cpu.isReg !== 0) cpu.r32[cpu.modRm] = r;
+      else cpu.write32(cpu.eaSeg, cpu.ea, r);
+    };
   return (cpu) => {
     cpu.decodeModrm();
-    const a = s === 2 ? cpu.readE32() : s === 1 ? cpu.readE16() : cpu.readE8();
+    const a = s === 1 ? cpu.readE16() : cpu.readE8();
     const count = countFrom === "ib" ? cpu.fetch8() : countFrom === "one" ? 1 : cpu.r8[4]!;
     const r = shift(cpu, cpu.modReg, a, count, s);
     if ((count & 0x1f) !== 0) writeE(cpu, s, r);
