@@ -99,6 +99,7 @@ export function cmov(s: 1 | 2): Handler {
 
 /** MOVZX/MOVSX Gv, Eb/Ew (0F B6, B7, BE, BF). */
 export function movx(src: 0 | 1, signed: boolean, s: 1 | 2): Handler {
+  if (s === 2) return src === 0 ? (signed ? movsx32b : movzx32b) : signed ? movsx32w : movzx32w;
   return (cpu) => {
     cpu.decodeModrm();
     let v = src === 0 ? cpu.readE8() : cpu.readE16();
@@ -106,6 +107,24 @@ export function movx(src: 0 | 1, signed: boolean, s: 1 | 2): Handler {
     cpu.setReg(s, cpu.modReg, v);
   };
 }
+
+// The 32-bit forms, each its own function (own JIT feedback; common in kernel code).
+const movzx32b: Handler = (cpu) => {
+  cpu.decodeModrm();
+  cpu.r32[cpu.modReg] = cpu.readE8();
+};
+const movsx32b: Handler = (cpu) => {
+  cpu.decodeModrm();
+  cpu.r32[cpu.modReg] = (cpu.readE8() << 24) >> 24;
+};
+const movzx32w: Handler = (cpu) => {
+  cpu.decodeModrm();
+  cpu.r32[cpu.modReg] = cpu.readE16();
+};
+const movsx32w: Handler = (cpu) => {
+  cpu.decodeModrm();
+  cpu.r32[cpu.modReg] = (cpu.readE16() << 16) >> 16;
+};
 
 /** XADD Eb,Gb / Ev,Gv (0F C0, C1). */
 export function xadd(s: SizeIdx): Handler {
