@@ -7,6 +7,9 @@ import { appendFileSync, readFileSync } from "node:fs";
 import { findCachedGuest, type DefaultGuest } from "../src/host/node/guest/build.js";
 import { Machine, type MachineConfig, type StopReason } from "../src/machine/machine.js";
 
+/** The guest shell's prompt, with busybox's cursor-position query (ESC [6n) after it. */
+const PROMPT_RE = new RegExp(`virtkit# (${String.fromCharCode(27)}\\[6n)?`, "g");
+
 export function findGuest(): DefaultGuest | undefined {
   return findCachedGuest();
 }
@@ -94,16 +97,25 @@ export class GuestSession {
     push();
   }
 
+  private echoOff = false;
+
   /**
-   * Runs a shell command and returns its output (between two markers, so the echo of the
-   * command line itself is not part of it).
+   * Runs a shell command and returns its output: what the guest printed before the end marker
+   * (the terminal's echo is switched off first, so a long command line that the terminal wraps
+   * cannot mix with the output; prompts are removed).
    */
   async run(cmd: string, timeoutMs = 1_200_000): Promise<string> {
+    if (!this.echoOff) {
+      this.echoOff = true;
+      await this.run("stty -echo", timeoutMs);
+    }
     const id = Math.floor(Math.random() * 1e9);
     this.send(`${cmd}; echo "@@END""${id}@@ $?"\n`);
     const text = await this.waitFor(new RegExp(`@@END${id}@@ \\d+`), timeoutMs);
-    const start = text.indexOf("\n");
-    return text.slice(start + 1, text.lastIndexOf(`@@END${id}@@`)).replace(/\r/g, "");
+    return text
+      .slice(0, text.lastIndexOf(`@@END${id}@@`))
+      .replace(PROMPT_RE, "")
+      .replace(/\r/g, "");
   }
 
   /** Waits for the machine to stop. */
