@@ -361,7 +361,17 @@ export class VirtioPciDriver {
     this.setStatus(VIRTIO_CONFIG_S_FEATURES_OK);
     if (!(this.status & VIRTIO_CONFIG_S_FEATURES_OK)) throw new DriverError("device refused FEATURES_OK");
     if (this.options.interrupts === "msix") this.enableMsix();
+    else this.disableMsix();
     return this.features;
+  }
+
+  /** INTx mode: MSI-X off (as pci_disable_msix leaves it), since with MSI-X on INTx is never asserted. */
+  disableMsix(): void {
+    const cap = this.msixCapOffset;
+    if (cap === 0) return;
+    const ctrl = this.access.configRead(cap + PCI_MSIX_FLAGS, 2);
+    if (ctrl & PCI_MSIX_FLAGS_ENABLE)
+      this.access.configWrite(cap + PCI_MSIX_FLAGS, 2, ctrl & ~PCI_MSIX_FLAGS_ENABLE);
   }
 
   /** Enables MSI-X, programs every table entry (data = 0x40 + vector) and unmasks it. */
