@@ -340,9 +340,10 @@ function declaredLines(name: string): { line: string; qemu: string | null }[] {
 
 /** RES dwords where QEMU is known to differ from the SDM behaviour implemented here. */
 const QEMU_RES_DIFFERENCES: Record<string, Record<number, string>> = {
-  segments: { 0x10: "QEMU does not set the accessed bit when a far JMP loads CS (LAR shows type 0x9a)" },
+  // Keys are RES dword indexes: 16 = 0x10, 48 = 0x30.
+  segments: { 16: "QEMU does not set the accessed bit when a far JMP loads CS (LAR shows type 0x9a)" },
   paging: {
-    0x30: "QEMU flushes global pages on CR3 writes too (allowed: the SDM only permits keeping them)",
+    48: "QEMU flushes global pages on CR3 writes too (allowed: the SDM only permits keeping them)",
   },
   ring3: {},
   legacy16: {},
