@@ -1,7 +1,17 @@
 /** ALU instructions: ADD..CMP, INC/DEC, TEST, NOT/NEG, MUL/IMUL/DIV/IDIV. */
 import type { Cpu, Handler } from "./cpu.js";
 import { Vector } from "./fault.js";
-import { Lazy, PARITY, REG8, SIZE_MASK, SIZE_SHIFT, SIZE_SIGN, type SizeIdx } from "./state.js";
+import {
+  ARITH_FLAGS,
+  Flag,
+  Lazy,
+  PARITY,
+  REG8,
+  SIZE_MASK,
+  SIZE_SHIFT,
+  SIZE_SIGN,
+  type SizeIdx,
+} from "./state.js";
 
 export const AluKind = { ADD: 0, OR: 1, ADC: 2, SBB: 3, AND: 4, SUB: 5, XOR: 6, CMP: 7 } as const;
 
@@ -53,6 +63,40 @@ const aluSbb: AluFn = (cpu, a, b, s) => {
   return r;
 };
 
+/** ADC at 32 bits on int32 operands, the flags built directly (no size tables). */
+function adc32(cpu: Cpu, a: number, b: number): number {
+  const c = cpu.getCF();
+  const r = (a + b + c) | 0;
+  const cf = c !== 0 ? r >>> 0 <= a >>> 0 : r >>> 0 < a >>> 0;
+  cpu.flags =
+    (cpu.flags & ~ARITH_FLAGS) |
+    (cf ? Flag.CF : 0) |
+    PARITY[r & 0xff]! |
+    (r === 0 ? Flag.ZF : 0) |
+    (r < 0 ? Flag.SF : 0) |
+    ((a ^ b ^ r) & Flag.AF) |
+    (((a ^ r) & (b ^ r)) < 0 ? Flag.OF : 0);
+  cpu.lazyOp = Lazy.NONE;
+  return r;
+}
+
+/** SBB at 32 bits on int32 operands. */
+function sbb32(cpu: Cpu, a: number, b: number): number {
+  const c = cpu.getCF();
+  const r = (a - b - c) | 0;
+  const cf = c !== 0 ? a >>> 0 <= b >>> 0 : a >>> 0 < b >>> 0;
+  cpu.flags =
+    (cpu.flags & ~ARITH_FLAGS) |
+    (cf ? Flag.CF : 0) |
+    PARITY[r & 0xff]! |
+    (r === 0 ? Flag.ZF : 0) |
+    (r < 0 ? Flag.SF : 0) |
+    ((a ^ b ^ r) & Flag.AF) |
+    (((a ^ b) & (a ^ r)) < 0 ? Flag.OF : 0);
+  cpu.lazyOp = Lazy.NONE;
+  return r;
+}
+
 /** The ALU operations by ModR/M reg / opcode bits 3-5: ADD OR ADC SBB AND SUB XOR CMP. */
 export const ALU_FNS: readonly AluFn[] = [aluAdd, aluOr, aluAdc, aluSbb, aluAnd, aluSub, aluXor, aluSub];
 
@@ -87,9 +131,9 @@ export function alu(cpu: Cpu, kind: number, a: number, b: number, s: SizeIdx): n
       r = s === 2 ? (a - b) | 0 : (a - b) & SIZE_MASK[s];
       break;
     case 2:
-      return aluAdc(cpu, a, b, s);
+      return s === 2 ? adc32(cpu, a | 0, b | 0) : aluAdc(cpu, a, b, s);
     default:
-      return aluSbb(cpu, a, b, s);
+      return s === 2 ? sbb32(cpu, a | 0, b | 0) : aluSbb(cpu, a, b, s);
   }
   cpu.lazyOp = op;
   cpu.lazyA = a | 0;
