@@ -14,13 +14,14 @@ export function findGuest(): DefaultGuest | undefined {
   return findCachedGuest();
 }
 
-/** Lines the kernel must never print in our tests. */
+/** Kernel log lines ("[  1.234] ...") that must never appear in our tests. */
 export function kernelProblems(log: string): string[] {
   // Two "unknown" lines are expected and explained: our own CPUID vendor string (the kernel
   // then uses its generic CPU setup) and the MMIO Stale Data status (also on QEMU's PC).
   const allowed = [/CPU: vendor_id '.*' unknown, using generic init/, /MMIO Stale Data: Unknown/];
   return log
     .split(/\r?\n/)
+    .filter((l) => /^\[\s*\d+\.\d+\]/.test(l)) // kernel messages only, not what commands printed
     .filter((l) => /Oops|Call Trace|WARNING:|BUG:|Kernel panic|No IRQ known|unknown/i.test(l))
     .filter((l) => !allowed.some((a) => a.test(l)));
 }
