@@ -21,7 +21,7 @@ export function kernelProblems(log: string): string[] {
   const allowed = [/CPU: vendor_id '.*' unknown, using generic init/, /MMIO Stale Data: Unknown/];
   return log
     .split(/\r?\n/)
-    .filter((l) => /^\[\s*\d+\.\d+\]/.test(l)) // kernel messages only, not what commands printed
+    .filter((l) => /\[\s*\d+\.\d{6}\]/.test(l)) // kernel messages only, not what commands printed
     .filter((l) => /Oops|Call Trace|WARNING:|BUG:|Kernel panic|No IRQ known|unknown/i.test(l))
     .filter((l) => !allowed.some((a) => a.test(l)));
 }
