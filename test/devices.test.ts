@@ -14,6 +14,9 @@ import { VirtioBalloon } from "../src/devices/balloon/balloon.js";
 import { VirtioBlk } from "../src/devices/blk/blk.js";
 import { MemoryConsole } from "../src/devices/console/backend.js";
 import { VirtioConsole } from "../src/devices/console/console.js";
+import type { BlockBackend } from "../src/devices/blk/backend.js";
+import { concatBytes } from "../src/devices/blk/driver.js";
+import { capture, PcapWriter, parsePcap } from "../src/devices/net/pcap.js";
 import { NetSwitch } from "../src/devices/net/switch.js";
 import { VirtioNet } from "../src/devices/net/net.js";
 import { VirtioRng } from "../src/devices/rng/rng.js";
@@ -36,18 +39,36 @@ describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
     const disk3 = join(dir, "ro.img");
     const pattern = Buffer.alloc(8 * MiB);
     pattern.write("VIRTKIT-HOST-PATTERN", 0);
+    pattern.fill(0x77, 1 << 20, (1 << 20) + 65536); // to be discarded by the guest
     writeFileSync(disk1, pattern);
     writeFileSync(disk2, Buffer.alloc(16 * MiB));
     writeFileSync(disk3, Buffer.alloc(MiB, 0x5a));
+    // disk 1's backend records the discards that reach it
+    const raw1 = await RawFileDisk.open(disk1);
+    const discards: [number, number][] = [];
+    const backend1: BlockBackend = {
+      capacity: raw1.capacity,
+      readOnly: false,
+      read: (o, l) => raw1.read(o, l),
+      write: (o, v) => raw1.write(o, v),
+      flush: () => raw1.flush(),
+      writeZeroes: (o, l) => raw1.writeZeroes(o, l),
+      discard: (o, l) => {
+        discards.push([o, l]);
+        return raw1.discard(o, l);
+      },
+    };
     const blks = [
-      new VirtioBlk({ backend: await RawFileDisk.open(disk1) }),
+      new VirtioBlk({ backend: backend1 }),
       new VirtioBlk({ backend: await RawFileDisk.open(disk2) }),
       new VirtioBlk({ backend: await RawFileDisk.open(disk3, { readOnly: true }), readOnly: true }),
     ];
     const hub = new NetSwitch();
     const responder = new NetResponder();
     responder.endpoint.connect(hub.port("host"));
-    const nic = new VirtioNet({ backend: hub.port("guest"), mac: "52:54:00:12:34:56" });
+    const pcapChunks: Uint8Array[] = [];
+    const pcap = new PcapWriter((c) => void pcapChunks.push(c.slice()));
+    const nic = new VirtioNet({ backend: capture(hub.port("guest"), pcap), mac: "52:54:00:12:34:56" });
     const hvc = new MemoryConsole();
     const named = new MemoryConsole();
     const con = new VirtioConsole({
@@ -70,6 +91,14 @@ describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
         .subarray(100 * 512, 100 * 512 + 16)
         .toString(),
     ).toBe("GUEST-WROTE-THIS");
+    // a discard reaches the backend (and a raw file reads back zeroes there)
+    await s.run("blkdiscard -o 1048576 -l 65536 /dev/vda");
+    expect(discards).toContainEqual([1 << 20, 65536]);
+    expect(
+      readFileSync(disk1)
+        .subarray(1 << 20, (1 << 20) + 65536)
+        .every((b) => b === 0),
+    ).toBe(true);
     // a file system
     const fs = await s.run(
       "mke2fs -q /dev/vdb && mkdir -p /mnt && mount -t ext2 /dev/vdb /mnt && echo hello > /mnt/f && cat /mnt/f && umount /mnt && echo FS-OK",
@@ -101,6 +130,13 @@ describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
     // Udp: NoPorts, from the values line of /proc/net/snmp
     expect(await s.run("grep '^Udp: [0-9]' /proc/net/snmp | cut -d' ' -f3")).toMatch(/^[1-9]/m);
     expect(responder.unreachable).toContain(3);
+    // the capture reads back: the guest's echo requests are in it, byte for byte as sent
+    const records = parsePcap(concatBytes(...pcapChunks)).records;
+    const echoes = records.filter(
+      (r) => r.data[12] === 0x08 && r.data[13] === 0 && r.data[23] === 1 && r.data[34] === 8,
+    );
+    expect(echoes.length).toBe(2);
+    expect(echoes.every((r) => r.originalLength === r.data.length)).toBe(true);
 
     // virtio-console: hvc0 both ways, and the named port
     const fromGuest: string[] = [];
