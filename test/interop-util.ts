@@ -6,9 +6,11 @@ import dgram from "node:dgram";
 
 /**
  * The kernel command line for both guests. `cryptomgr.notests` skips the kernel's crypto
- * self-tests (about 2.5 G instructions on virtkit's CPU), which these runs do not need.
+ * self-tests (about 2.5 G instructions on virtkit's CPU), which these runs do not need;
+ * `nosoftlockup`: on the realtime clock a slow or loaded host can make module loading (RSA
+ * signature checks) outlast the soft-lockup watchdog's 20 s.
  */
-export const INTEROP_CMDLINE = "console=ttyS0 acpi=off pci=nomsi panic=-1 cryptomgr.notests";
+export const INTEROP_CMDLINE = "console=ttyS0 acpi=off pci=nomsi panic=-1 cryptomgr.notests nosoftlockup";
 
 /** A UDP port on 127.0.0.1 that was free a moment ago (QEMU binds it itself). */
 export function freeUdpPort(): Promise<number> {
