@@ -133,11 +133,23 @@ export interface BuiltDevices {
   close(): Promise<void>;
 }
 
+export interface BuildDevicesOptions {
+  /**
+   * Where a `hub:NAME` NIC plugs in (`index`: its place among the NICs). Default: a port of an
+   * in-process NetSwitch per name (`BuiltDevices.hubs`). A machine in a worker thread uses it to
+   * reach the main thread's switch.
+   */
+  hubPort?: (hub: string, index: number) => NetBackend;
+}
+
 /**
  * Opens every backend (a missing disk file, a UDP port in use, ... is a ConfigError naming the
  * flag) and builds the devices, in the order: disks, nets, console, balloon, rng.
  */
-export async function buildDevices(specs: DeviceSpecs): Promise<BuiltDevices> {
+export async function buildDevices(
+  specs: DeviceSpecs,
+  options: BuildDevicesOptions = {},
+): Promise<BuiltDevices> {
   const closers: (() => void | Promise<void>)[] = [];
   const out: BuiltDevices = {
     devices: [],
@@ -164,7 +176,9 @@ export async function buildDevices(specs: DeviceSpecs): Promise<BuiltDevices> {
     }
     for (const n of specs.nets) {
       let backend: NetBackend;
-      if (n.kind === "hub") {
+      if (n.kind === "hub" && options.hubPort) {
+        backend = options.hubPort(n.hub, out.nets.length);
+      } else if (n.kind === "hub") {
         let hub = out.hubs.get(n.hub);
         if (!hub) out.hubs.set(n.hub, (hub = new NetSwitch()));
         backend = hub.port(`nic${out.nets.length}`);
