@@ -47,6 +47,14 @@ function packAscii(s: string, bytes: number): Uint32Array {
 const VENDOR = packAscii(CPUID_VENDOR, 12);
 const BRAND = packAscii(CPUID_BRAND, 48);
 
+/** An MSR implemented outside the CPU (the machine's local APIC owns IA32_APIC_BASE). */
+export interface MsrHandler {
+  /** The value as [lo, hi]. */
+  read(out: Uint32Array): void;
+  /** Returns false to raise #GP (reserved bits). */
+  write(lo: number, hi: number): boolean;
+}
+
 export class CpuidUnit {
   /**
    * CPUID.1:EDX. Default: what the integer core, the x87 unit and the protected-mode and
@@ -68,6 +76,9 @@ export class CpuidUnit {
   private tscOffset = 0;
   /** MSRs other than the TSC that software may read back (SYSENTER_*, APIC_BASE...). */
   readonly msrs = new Map<number, { lo: number; hi: number }>();
+
+  /** MSRs handled by the machine (kept across `reset`). */
+  readonly msrHandlers = new Map<number, MsrHandler>();
 
   constructor(private readonly clockNs: () => number) {}
 
@@ -140,6 +151,11 @@ export class CpuidUnit {
       out[1] = Math.floor(t / 0x1_0000_0000) >>> 0;
       return true;
     }
+    const h = this.msrHandlers.get(index);
+    if (h !== undefined) {
+      h.read(out);
+      return true;
+    }
     const v = this.msrs.get(index);
     if (v === undefined) return false;
     out[0] = v.lo;
@@ -153,6 +169,8 @@ export class CpuidUnit {
       this.tscOffset = hi * 0x1_0000_0000 + (lo >>> 0) - this.ticks();
       return true;
     }
+    const h = this.msrHandlers.get(index);
+    if (h !== undefined) return h.write(lo >>> 0, hi >>> 0);
     if (!this.msrs.has(index)) return false;
     this.msrs.set(index, { lo: lo >>> 0, hi: hi >>> 0 });
     return true;

@@ -23,6 +23,11 @@ import { PcPlatform } from "./platform/pc.js";
 import type { PciFunction } from "../pci/function.js";
 import { TimerQueue } from "./timers.js";
 import { ExitReason } from "../cpu/fault.js";
+import { CPUID_SIGNATURE, Feature, Msr } from "../cpu/cpuid.js";
+import { IOAPIC_DEFAULT_BASE, IOAPIC_VERSION } from "./apic/io-apic.js";
+import { LAPIC_DEFAULT_BASE, LAPIC_VERSION } from "./apic/local-apic.js";
+import { isaIrqToGsi, PcApic } from "./apic/pc-apic.js";
+import type { InterruptController } from "./irq.js";
 import { Flag } from "../cpu/state.js";
 
 /** Instructions per CPU slice at most; the loop looks at timers and host I/O between slices. */
@@ -70,13 +75,22 @@ export interface MachineConfig {
   nsPerInstruction?: number;
   /** ACPI tables (default true): the guest's poweroff goes through \_S5. */
   acpi?: boolean;
+  /**
+   * A local APIC and an I/O APIC (default true), as QEMU's `pc` machine: the CPU takes its
+   * interrupts from the local APIC (the 8259 pair through LINT0 in virtual wire mode), ISA and
+   * PCI INTx lines also reach the I/O APIC, virtio devices offer MSI-X (queue count + 1
+   * vectors), and the firmware tables gain the MADT and an MP table. False: the 8259 pair
+   * alone, and virtio devices use INTx.
+   */
+  apic?: boolean;
   /** Wall clock in ms since the epoch, for the RTC (default Date.now). */
   wallClock?: () => number;
   /** A monotonic host clock in ms (default performance.now). */
   hostClock?: () => number;
   /**
    * Virtio devices (built-in or user-written, anything implementing `VirtioDevice`), each on
-   * its own virtio-PCI function from slot 2 up, in order, with INTx (the machine has no LAPIC).
+   * its own virtio-PCI function from slot 2 up, in order: with MSI-X when the machine has an
+   * APIC, INTx otherwise.
    */
   devices?: readonly VirtioDevice[];
   /** Other PCI functions to put on the bus, in the slots after the virtio devices. */
@@ -96,6 +110,10 @@ export class Machine {
   readonly timers = new TimerQueue();
   readonly chipset: PcChipset;
   readonly pic: Pic;
+  /** The local APIC and I/O APIC (null with `apic: false`). */
+  readonly apic: PcApic | null;
+  /** What the CPU takes interrupts from: the local APIC, or the PIC without one. */
+  readonly interrupts: InterruptController;
   readonly uart: Uart;
   readonly platform: PcPlatform;
   readonly pci: PciBus;
@@ -121,6 +139,7 @@ export class Machine {
     this.hostClock = config.hostClock ?? (() => performance.now());
     this.ram = new FlatMemory(config.memory);
     this.memory = new MemoryBus(this.ram);
+    const withApic = config.apic !== false;
 
     this.chipset = new PcChipset({
       clock: this.timers,
@@ -130,14 +149,29 @@ export class Machine {
       wallClock: config.wallClock,
       onReset: () => this.requestStop({ kind: "reset", cause: "reset through the i8042 or port 0x92" }),
       onIntrChange: (level) => level && this.interruptRaised(),
+      isaIrqTap: withApic ? { setIrq: (irq, level) => this.apic?.setIrq(irq, level) } : undefined,
     });
     this.chipset.register(this.io);
     this.pic = this.chipset.pic;
+    this.apic = withApic
+      ? new PcApic({
+          memory: this.memory,
+          timers: this.timers,
+          pic: this.pic,
+          nmi: () => {
+            this.cpu.nmi();
+            this.interruptRaised();
+          },
+          onInterrupt: () => this.interruptRaised(),
+          log: config.log,
+        })
+      : null;
+    this.interrupts = this.apic?.lapic ?? this.pic;
     this.uart = this.chipset.com1;
     this.platform = new PcPlatform({
       io: this.io,
       memory: this.memory,
-      irq: this.pic,
+      irq: this.chipset.isaIrqs,
       onReset: () => this.requestStop({ kind: "reset", cause: "reset through port 0xCF9" }),
       onPowerOff: () => this.requestStop({ kind: "poweroff" }),
       log: config.log,
@@ -149,7 +183,10 @@ export class Machine {
         memory: this.ram,
         log: config.log,
         name: device.name,
-        msixVectors: 0, // no local APIC: no MSI-X capability, so drivers use INTx
+        // with a local APIC: queue count + 1 MSI-X vectors (the default); without: no MSI-X
+        // capability, so drivers use INTx
+        msixVectors: this.apic ? undefined : 0,
+        msiTarget: this.apic?.lapic,
       });
       this.transports.push(fn);
       this.pci.add(fn, slot++);
@@ -159,12 +196,32 @@ export class Machine {
     this.cpu = new Cpu({
       memory: this.memory,
       io: this.io,
-      interrupts: this.pic,
+      interrupts: this.interrupts,
       clockNs: () => this.timers.now(),
     });
     attachProtectedMode(this.cpu);
+    if (this.apic) {
+      this.cpu.cpuid.features |= Feature.APIC;
+      this.cpu.cpuid.msrHandlers.set(Msr.APIC_BASE, this.apic.apicBaseMsr());
+    } else {
+      this.cpu.cpuid.features &= ~Feature.APIC;
+    }
 
-    const fw = this.platform.firmware({ acpi: config.acpi !== false });
+    const fw = this.platform.firmware({
+      acpi: config.acpi !== false,
+      apic: this.apic
+        ? {
+            localApicAddress: LAPIC_DEFAULT_BASE,
+            localApicVersion: LAPIC_VERSION & 0xff,
+            ioApicId: 0,
+            ioApicVersion: IOAPIC_VERSION & 0xff,
+            ioApicAddress: IOAPIC_DEFAULT_BASE,
+            cpuSignature: CPUID_SIGNATURE,
+            cpuFeatures: this.cpu.cpuid.features,
+            isaIrqToPin: isaIrqToGsi,
+          }
+        : undefined,
+    });
     this.boot = loadLinux(this.ram, {
       kernel: config.kernel,
       vmlinux: config.vmlinux,
@@ -247,7 +304,7 @@ export class Machine {
           this.requestStop({ kind: "reset", cause: "triple fault" });
           break;
         }
-        if (exit === ExitReason.HLT && !this.pic.hasInterrupt()) {
+        if (exit === ExitReason.HLT && !this.interrupts.hasInterrupt()) {
           const deadline = timers.nextDeadline();
           if ((cpu.getEflags() & Flag.IF) === 0) {
             this.requestStop({ kind: "halted", detail: "the CPU halted with interrupts disabled" });
@@ -258,7 +315,7 @@ export class Machine {
             // for the host, wait in host time instead of skipping guest time ahead.
             await yieldToHost();
             lastYield = this.hostClock();
-            if (this.pic.hasInterrupt() || this.stopReason !== null) continue;
+            if (this.interrupts.hasInterrupt() || this.stopReason !== null) continue;
             if (this.transports.some((t) => t.device.hostBusy?.() === true)) {
               await this.sleep(1);
               continue;

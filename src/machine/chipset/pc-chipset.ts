@@ -5,7 +5,7 @@
  */
 import type { Persist, Resettable } from "../../common/persist.js";
 import type { IoBus } from "../io-bus.js";
-import { irqLine } from "../irq.js";
+import { type IrqSink, irqLine } from "../irq.js";
 import type { TimerQueue } from "../timers.js";
 import { I8042, type I8042State } from "./i8042.js";
 import { Pic, type PicState } from "./pic.js";
@@ -39,6 +39,11 @@ export interface PcChipsetOptions {
   onA20?: (enabled: boolean) => void;
   /** The CPU's INTR pin changed. */
   onIntrChange?: (level: boolean) => void;
+  /**
+   * A second receiver of every ISA IRQ besides the PIC pair (the I/O APIC, which maps IRQs
+   * to its pins itself). Absent: the PIC alone.
+   */
+  isaIrqTap?: IrqSink;
 }
 
 export interface PcChipsetState {
@@ -59,27 +64,40 @@ export class PcChipset implements Persist<PcChipsetState>, Resettable {
   readonly i8042: I8042;
   readonly post: PostPort;
   readonly portA: PortA;
+  /** The ISA IRQ lines 0-15: the PIC pair, and `isaIrqTap` when given. PCI INTx routes land here too. */
+  readonly isaIrqs: IrqSink;
 
   constructor(o: PcChipsetOptions) {
-    this.pic = new Pic({ onIntrChange: o.onIntrChange });
-    this.pit = new Pit({ clock: o.clock, irq: irqLine(this.pic, ISA_IRQ.PIT) });
+    const pic = new Pic({ onIntrChange: o.onIntrChange });
+    this.pic = pic;
+    const tap = o.isaIrqTap;
+    this.isaIrqs =
+      tap === undefined
+        ? pic
+        : {
+            setIrq: (irq, level) => {
+              pic.setIrq(irq, level);
+              tap.setIrq(irq, level);
+            },
+          };
+    this.pit = new Pit({ clock: o.clock, irq: irqLine(this.isaIrqs, ISA_IRQ.PIT) });
     this.rtc = new Rtc({
       clock: o.clock,
-      irq: irqLine(this.pic, ISA_IRQ.RTC),
+      irq: irqLine(this.isaIrqs, ISA_IRQ.RTC),
       wallClock: o.wallClock,
       memorySize: o.memorySize,
     });
     this.com1 = new Uart({
       clock: o.clock,
-      irq: irqLine(this.pic, ISA_IRQ.COM1),
+      irq: irqLine(this.isaIrqs, ISA_IRQ.COM1),
       base: 0x3f8,
       backend: o.serial,
       onRxSpace: o.onSerialRxSpace,
       name: "com1",
     });
     this.i8042 = new I8042({
-      kbdIrq: irqLine(this.pic, ISA_IRQ.KEYBOARD),
-      auxIrq: irqLine(this.pic, ISA_IRQ.MOUSE),
+      kbdIrq: irqLine(this.isaIrqs, ISA_IRQ.KEYBOARD),
+      auxIrq: irqLine(this.isaIrqs, ISA_IRQ.MOUSE),
       onReset: o.onReset,
       onA20: o.onA20,
     });

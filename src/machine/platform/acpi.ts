@@ -53,6 +53,15 @@ export interface AcpiOptions {
   s5SlpTyp?: number;
   /** Describe PCI bus 0 in the DSDT. */
   pci?: AcpiPciRoot;
+  /** Add a MADT ("APIC" table) describing the local APIC and the I/O APIC. */
+  apic?: AcpiApicInfo;
+}
+
+/** What the MADT describes: one processor with local APIC ID 0, one I/O APIC with GSIs from 0. */
+export interface AcpiApicInfo {
+  localApicAddress: number;
+  ioApicAddress: number;
+  ioApicId: number;
 }
 
 export interface AcpiLayout {
@@ -61,6 +70,8 @@ export interface AcpiLayout {
   fadt: number;
   facs: number;
   dsdt: number;
+  /** The MADT (written only with `apic`). */
+  madt?: number;
 }
 
 /** Where the tables go by default: the RSDP at 0xF0000, the rest from 0xE0000 (64-byte aligned FACS first). */
@@ -70,7 +81,43 @@ export const DEFAULT_ACPI_LAYOUT: Readonly<AcpiLayout> = {
   rsdt: 0xe_0040,
   fadt: 0xe_0080,
   dsdt: 0xe_0100,
+  madt: 0xe_1000,
 };
+
+/** MADT interrupt source override / NMI flags (ACPI 6.4 table 5.50, MPS INTI flags). */
+export const MpsIntiFlags = {
+  CONFORMS: 0,
+  ACTIVE_HIGH: 1,
+  ACTIVE_LOW: 3,
+  EDGE: 1 << 2,
+  LEVEL: 3 << 2,
+} as const;
+
+/**
+ * The MADT (signature "APIC", revision 1): local APIC address, PCAT_COMPAT (8259s present),
+ * then the processor's local APIC (ACPI processor ID 0, APIC ID 0, enabled), the I/O APIC
+ * (GSI base 0), the interrupt source overrides ISA IRQ 0 -> GSI 2 (the PIT on pin 2) and the
+ * SCI's IRQ level-triggered active-high, and LINT1 as the NMI input of every processor.
+ */
+export function buildMadt(info: AcpiApicInfo, sciIrq: number): Uint8Array {
+  const entries: number[][] = [];
+  const u16 = (v: number) => [v & 0xff, (v >> 8) & 0xff];
+  const u32 = (v: number) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff];
+  entries.push([0, 8, 0, 0, ...u32(1)]); // Processor Local APIC: UID 0, APIC ID 0, enabled
+  entries.push([1, 12, info.ioApicId & 0xff, 0, ...u32(info.ioApicAddress), ...u32(0)]); // I/O APIC, GSI base 0
+  entries.push([2, 10, 0, 0, ...u32(2), ...u16(MpsIntiFlags.CONFORMS)]); // IRQ 0 -> GSI 2
+  entries.push([
+    2,
+    10,
+    0,
+    sciIrq & 0xff,
+    ...u32(sciIrq),
+    ...u16(MpsIntiFlags.ACTIVE_HIGH | MpsIntiFlags.LEVEL),
+  ]); // the SCI: level, active high
+  entries.push([4, 6, 0xff, ...u16(MpsIntiFlags.CONFORMS), 1]); // Local APIC NMI: all processors, LINT1
+  const body = [...u32(info.localApicAddress), ...u32(1 /* PCAT_COMPAT */), ...entries.flat()];
+  return sdt("APIC", 1, Uint8Array.from(body));
+}
 
 /** A table with its 36-byte header filled in and the checksum set. */
 export function sdt(signature: string, revision: number, body: Uint8Array): Uint8Array {
@@ -238,13 +285,16 @@ export function writeAcpiTables(
   if (layout.rsdp % 16 !== 0 || layout.rsdp < RSDP_SCAN_START || layout.rsdp + RSDP_SIZE_V1 > RSDP_SCAN_END) {
     throw new ConfigError(`the RSDP must be 16-byte aligned in 0xE0000-0xFFFFF, got 0x${hex(layout.rsdp)}`);
   }
+  const madtAt = layout.madt ?? DEFAULT_ACPI_LAYOUT.madt!;
+  const madt = options.apic ? buildMadt(options.apic, sci) : null;
   const tables: [string, number, Uint8Array][] = [
     ["RSDP", layout.rsdp, buildRsdp(layout.rsdt)],
-    ["RSDT", layout.rsdt, buildRsdt([layout.fadt])],
+    ["RSDT", layout.rsdt, buildRsdt(madt ? [layout.fadt, madtAt] : [layout.fadt])],
     ["FACP", layout.fadt, buildFadt(layout.facs, layout.dsdt, pmBase, sci)],
     ["FACS", layout.facs, buildFacs()],
     ["DSDT", layout.dsdt, buildDsdt(options)],
   ];
+  if (madt) tables.push(["APIC", madtAt, madt]);
   for (const [a, aAt, aBytes] of tables) {
     for (const [b, bAt, bBytes] of tables) {
       if (a !== b && aAt < bAt + bBytes.length && bAt < aAt + aBytes.length) {
@@ -253,7 +303,7 @@ export function writeAcpiTables(
     }
   }
   for (const [, at, bytes] of tables) mem.writeFrom(at, bytes);
-  return { ...layout };
+  return madt ? { ...layout, madt: madtAt } : { ...layout, madt: undefined };
 }
 
 // ---- reading tables back (tests, and a machine's self-check) ------------------------------

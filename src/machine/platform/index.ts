@@ -6,3 +6,4 @@ export * from "./pir.js";
 export * from "./pc.js";
 export * from "./pm.js";
 export * from "./tables.js";
+export * from "./mptable.js";

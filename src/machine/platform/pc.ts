@@ -11,7 +11,7 @@ import {
 } from "../pci/firmware.js";
 import { buildE820, type E820Entry } from "./e820.js";
 import { AcpiPm } from "./pm.js";
-import { type PlatformTables, writePlatformTables } from "./tables.js";
+import { type PlatformApic, type PlatformTables, writePlatformTables } from "./tables.js";
 
 /** The ELCR ports of the PIIX3 (owned by the PIC; written here as a BIOS does). */
 const ELCR1 = 0x4d0;
@@ -77,9 +77,10 @@ export class PcPlatform {
    * Places every BAR and turns decode on, sets Interrupt Line registers, marks the PCI IRQs
    * level-triggered in the ELCR (through ports 0x4D0/0x4D1, as SeaBIOS does), writes the $PIR
    * and ACPI tables into RAM, and returns the e820 map for a RAM of `memory.ram.size` bytes.
-   * `acpi: false` leaves the ACPI tables out (the machine then has no ACPI power-off).
+   * `acpi: false` leaves the ACPI tables out (the machine then has no ACPI power-off); `apic`
+   * adds the MADT and the MP table for a machine with a local APIC and an I/O APIC.
    */
-  firmware(options: { acpi?: boolean; acpiPci?: boolean } = {}): FirmwareResult {
+  firmware(options: { acpi?: boolean; acpiPci?: boolean; apic?: PlatformApic } = {}): FirmwareResult {
     const ram: GuestMemory = this.memory.ram;
     const e820 = buildE820(ram.size);
     const bars = assignPciResources(this.bus, this.windows);
@@ -91,6 +92,7 @@ export class PcPlatform {
       windows: this.windows,
       acpi: options.acpi,
       acpiPci: options.acpiPci,
+      apic: options.apic,
       acpiOptions: { pmBase: this.pm.base, s5SlpTyp: this.pm.s5SlpTyp },
     });
     const levelIrqs: number[] = [];

@@ -10,10 +10,26 @@ import {
   type PciIrqRoute,
   writeAcpiTables,
 } from "./acpi.js";
+import { type MpTableInfo, writeMpTable } from "./mptable.js";
 import { encodePirTable, PIR_SCAN_END, PIR_SCAN_START, pirTableForBus } from "./pir.js";
 
 /** Where the $PIR table goes by default (16-byte aligned in 0xF0000-0xFFFFF, after the RSDP). */
 export const DEFAULT_PIR_ADDRESS = 0xf_0100;
+/** Where the MP floating pointer goes by default (the configuration table follows it). */
+export const DEFAULT_MP_ADDRESS = 0xf_0400;
+
+/** The APIC part of the machine, for the MADT and the MP table. */
+export interface PlatformApic {
+  localApicAddress: number;
+  localApicVersion: number;
+  ioApicId: number;
+  ioApicVersion: number;
+  ioApicAddress: number;
+  cpuSignature: number;
+  cpuFeatures: number;
+  /** The I/O APIC pin of ISA IRQ `irq`. */
+  isaIrqToPin: (irq: number) => number;
+}
 
 export interface PlatformTablesOptions {
   /** The PCI bus the $PIR and the DSDT's _PRT describe. */
@@ -28,6 +44,9 @@ export interface PlatformTablesOptions {
   acpiOptions?: Omit<AcpiOptions, "pci">;
   pirAddress?: number;
   acpiLayout?: AcpiLayout;
+  /** The machine has a local APIC and an I/O APIC: write the MADT (with ACPI) and the MP table. */
+  apic?: PlatformApic;
+  mpAddress?: number;
 }
 
 export interface PlatformTables {
@@ -36,6 +55,8 @@ export interface PlatformTables {
   pirSize: number;
   /** ACPI table addresses (absent when acpi is false). The RSDP address can go in boot_params.acpi_rsdp_addr. */
   acpi?: AcpiLayout;
+  /** Address of the MP floating pointer (with `apic`). */
+  mp?: number;
 }
 
 /** The static _PRT routes for every slot 1-31 and pin, from the PIIX3 routes in force now. */
@@ -77,6 +98,13 @@ export function writePlatformTables(mem: GuestMemory, options: PlatformTablesOpt
       mem,
       {
         ...options.acpiOptions,
+        apic: options.apic
+          ? {
+              localApicAddress: options.apic.localApicAddress,
+              ioApicAddress: options.apic.ioApicAddress,
+              ioApicId: options.apic.ioApicId,
+            }
+          : undefined,
         pci:
           options.acpiPci === false
             ? undefined
@@ -86,5 +114,54 @@ export function writePlatformTables(mem: GuestMemory, options: PlatformTablesOpt
     );
   }
   mem.writeFrom(pirAddress, pir);
+  if (options.apic) {
+    const mpAt = options.mpAddress ?? DEFAULT_MP_ADDRESS;
+    if (mpAt < pirAddress + pir.length && pirAddress < mpAt + 16)
+      throw new ConfigError(`the MP table at 0x${hex(mpAt)} overlaps the $PIR table at 0x${hex(pirAddress)}`);
+    writeMpTable(mem, mpAt, mpTableInfo(options.bus, options.apic));
+    result.mp = mpAt;
+  }
   return result;
+}
+
+/**
+ * The MP table's view of the machine: each PCI slot's INTA-D on the I/O APIC pin of the IRQ its
+ * PIRQ is routed to (the same pins the ACPI _PRT names as GSIs), and every ISA IRQ but the
+ * cascade (2) and the PCI ones on its own pin (IRQ 0 on pin 2).
+ */
+export function mpTableInfo(bus: PciBus, apic: PlatformApic): MpTableInfo {
+  const pciIrqs = new Set<number>();
+  const pci: MpTableInfo["pci"][number][] = [];
+  const devices = [
+    ...new Set(
+      bus
+        .functions()
+        .filter((s) => s.fn.interruptPin !== 0)
+        .map((s) => s.device),
+    ),
+  ].sort((a, b) => a - b);
+  for (const device of devices) {
+    for (let pin = 1; pin <= 4; pin++) {
+      const irq = bus.isaBridge.routedIrq(swizzlePirq(device, pin));
+      if (irq < 0) continue;
+      pciIrqs.add(irq);
+      pci.push({ device, pin, ioApicPin: apic.isaIrqToPin(irq) });
+    }
+  }
+  const isaIrqs: { irq: number; ioApicPin: number }[] = [];
+  for (let irq = 0; irq < 16; irq++) {
+    if (irq === 2 || pciIrqs.has(irq)) continue;
+    isaIrqs.push({ irq, ioApicPin: apic.isaIrqToPin(irq) });
+  }
+  return {
+    localApicAddress: apic.localApicAddress,
+    localApicVersion: apic.localApicVersion,
+    ioApicId: apic.ioApicId,
+    ioApicVersion: apic.ioApicVersion,
+    ioApicAddress: apic.ioApicAddress,
+    cpuSignature: apic.cpuSignature,
+    cpuFeatures: apic.cpuFeatures,
+    isaIrqs,
+    pci,
+  };
 }

@@ -1,0 +1,3 @@
+export * from "./io-apic.js";
+export * from "./local-apic.js";
+export * from "./pc-apic.js";
