@@ -166,7 +166,7 @@ function highest(words: number[]): number {
 
 function powerOn(): LocalApicState {
   return {
-    apicBase: LAPIC_DEFAULT_BASE | APIC_BASE_BSP | APIC_BASE_ENABLE,
+    apicBase: (LAPIC_DEFAULT_BASE | APIC_BASE_BSP | APIC_BASE_ENABLE) >>> 0,
     id: 0,
     tpr: 0,
     ldr: 0,
