@@ -13,6 +13,7 @@ import {
   checkMemory,
   defaultRunSpec,
   parseClock,
+  parseOnOff,
   parseSerial,
   parseSize,
   type RunSpec,
@@ -44,6 +45,8 @@ Options of run and start:
                          realtime follows the host clock; virtual derives time from the
                          instruction count, so runs with the same inputs behave the same
   --no-reboot            stop instead of rebooting when the guest resets
+  --apic on|off          a local APIC and an I/O APIC, virtio devices with MSI-X (default
+                         on); off: the 8259 PICs only, virtio devices with INTx
   --disk FILE[,readonly][,overlay]
                          a virtio-blk disk from a raw image (repeatable); overlay: the
                          guest's writes stay in memory and the file is not changed
@@ -60,7 +63,7 @@ Options of run and start:
                          {"cmd":"balloon.set","bytes":N}, {"cmd":"balloon.get"},
                          {"cmd":"balloon.stats"}, {"cmd":"quit"}
   --config FILE          a JSON file with any of: kernel, initrd, append, memory, serial,
-                         clock, noReboot, disks, nets, consoles (arrays of the flags' text),
+                         clock, noReboot, apic, disks, nets, consoles (arrays of the flags' text),
                          balloon, rng, control (paths relative to the file); flags add to it
 
 Exit status: 0 when the guest powers off, halts or resets with --no-reboot; 1 on a triple
@@ -137,6 +140,9 @@ export function parseArgs(argv: readonly string[], readConfig = readJson): Parse
         break;
       case "--clock":
         spec.clock = parseClock(value(), "--clock");
+        break;
+      case "--apic":
+        spec.apic = parseOnOff(value(), "--apic");
         break;
       case "--disk":
         spec.devices.disks.push(parseDisk(value()));
@@ -228,6 +234,7 @@ export async function runGuest(spec: RunSpec, extra: { vmlinux?: string } = {}):
           cmdline: spec.append ?? DEFAULT_CMDLINE,
           serial,
           clock: spec.clock,
+          apic: spec.apic,
           log,
           onSerialRxSpace: () => stdin?.rxSpace(),
         });

@@ -13,6 +13,8 @@ export interface RunSpec {
   serial: SerialSpec;
   clock: "realtime" | "virtual";
   noReboot: boolean;
+  /** A local APIC and an I/O APIC (virtio devices then use MSI-X); absent: the machine's default (on). */
+  apic?: boolean;
   devices: DeviceSpecs;
   /** A Unix socket for JSON-lines control (see control.ts). */
   control?: string;
@@ -54,6 +56,12 @@ export function parseSerial(text: string, what: string): SerialSpec {
   if (text === "none") return { kind: "none" };
   if (text.startsWith("file:") && text.length > 5) return { kind: "file", path: text.slice(5) };
   throw new ConfigError(`${what}: '${text}' is not stdio, none or file:PATH`);
+}
+
+export function parseOnOff(text: string, what: string): boolean {
+  if (text === "on") return true;
+  if (text === "off") return false;
+  throw new ConfigError(`${what}: '${text}' is not on or off`);
 }
 
 export function parseClock(text: string, what: string): "realtime" | "virtual" {
@@ -109,6 +117,9 @@ export function applyConfigObject(spec: RunSpec, obj: unknown, where: string): R
         break;
       case "noReboot":
         out.noReboot = bool(value, field);
+        break;
+      case "apic":
+        out.apic = bool(value, field);
         break;
       case "disks":
         out.devices.disks = list(value, field).map((t, i) => parseDisk(t, `${field}[${i}]`));
