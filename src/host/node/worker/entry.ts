@@ -171,6 +171,7 @@ class WorkerMain {
         clock: spec.clock,
         nsPerInstruction: spec.nsPerInstruction,
         acpi: spec.acpi,
+        apic: spec.apic,
         wallClock: wall === undefined ? undefined : () => wall,
         devices: this.built.devices,
         serial,

@@ -27,6 +27,8 @@ export interface WorkerMachineSpec {
   clock?: ClockMode;
   nsPerInstruction?: number;
   acpi?: boolean;
+  /** A local APIC and I/O APIC (MachineConfig.apic; the machine's default when absent). */
+  apic?: boolean;
   /** A fixed wall-clock time for the RTC (ms since the epoch); default: the host's clock. */
   wallClock?: number;
   devices?: DeviceSpecs;
