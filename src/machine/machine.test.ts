@@ -79,6 +79,26 @@ describe("Machine", () => {
     expect(m.timers.now()).toBe(100_000);
   });
 
+  it("realtime: a host stall moves guest time by at most 20 ms, so periodic ticks are not collapsed", async () => {
+    let host = 1000;
+    let stalls = 0;
+    const { m } = machineWith([0xeb, 0xfe], {
+      clock: "realtime",
+      hostClock: () => (host += 1),
+    });
+    const r = await m.run({
+      yieldToHost: async () => {
+        host += 100; // the host ran something else for 100 ms
+        if (++stalls === 5) m.requestStop({ kind: "stopped", detail: "test" });
+      },
+    });
+    expect(r).toEqual({ kind: "stopped", detail: "test" });
+    const guestMs = m.timers.now() / 1e6;
+    expect(host - 1000).toBeGreaterThan(500);
+    expect(guestMs).toBeGreaterThanOrEqual(5 * 20);
+    expect(guestMs).toBeLessThan(5 * 20 + (host - 1000 - 500) + 1);
+  });
+
   it("refuses a memory size outside 16 MiB to 3 GiB", () => {
     expect(() => machineWith([0xf4], { memory: 8 * MiB })).toThrow(/16 MiB/);
   });

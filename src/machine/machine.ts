@@ -36,6 +36,14 @@ const MAX_SLICE = 200_000;
 const YIELD_EVERY_MS = 8;
 /** The longest a halted realtime machine sleeps before looking again (ms). */
 const MAX_SLEEP_MS = 50;
+/**
+ * Realtime clock: the most guest time (ns) one CPU slice or one host turn may take beyond what
+ * was planned. A host that stalls the machine longer (a loaded host descheduling it) slows guest
+ * time down instead of jumping it: a jump would collapse many periodic timer ticks (PIT, APIC
+ * timer) into one interrupt, and Linux's boot-time checks count ticks ("..MP-BIOS bug: 8254
+ * timer not connected to IO-APIC", "APIC timer disabled due to verification failure").
+ */
+const MAX_STALL_NS = 20_000_000;
 
 export interface RunOptions {
   /** Give the host's event loop a turn (default: a zero-delay timer). */
@@ -129,6 +137,8 @@ export class Machine {
   private skippedNs = 0;
   private readonly hostClock: () => number;
   private hostStart = 0;
+  /** Realtime: guest time may not pass this until `endStall` (see MAX_STALL_NS). */
+  private timeLimitNs = Number.POSITIVE_INFINITY;
   private wake: (() => void) | null = null;
 
   constructor(readonly config: MachineConfig) {
@@ -262,7 +272,21 @@ export class Machine {
 
   private timeSource(): number {
     if (this.clockMode === "virtual") return this.cpu.retired * this.nsPerInstruction + this.skippedNs;
-    return (this.hostClock() - this.hostStart) * 1e6;
+    const t = (this.hostClock() - this.hostStart) * 1e6;
+    return t < this.timeLimitNs ? t : this.timeLimitNs;
+  }
+
+  /** Realtime: the next step (a slice, a host turn, a sleep of `plannedNs`) may move guest time by at most plannedNs + MAX_STALL_NS. */
+  private beginStep(plannedNs = 0): void {
+    if (this.clockMode === "realtime") this.timeLimitNs = this.timers.now() + plannedNs + MAX_STALL_NS;
+  }
+
+  /** Ends a step: host time beyond the limit is dropped (the host clock's origin moves forward). */
+  private endStep(): void {
+    if (this.clockMode !== "realtime") return;
+    const t = (this.hostClock() - this.hostStart) * 1e6;
+    if (t > this.timeLimitNs) this.hostStart += (t - this.timeLimitNs) / 1e6;
+    this.timeLimitNs = Number.POSITIVE_INFINITY;
   }
 
   private interruptRaised(): void {
@@ -287,6 +311,7 @@ export class Machine {
     const limit = options.maxInstructions ?? Number.POSITIVE_INFINITY;
     const cpu = this.cpu;
     const timers = this.timers;
+    this.timeLimitNs = Number.POSITIVE_INFINITY;
     this.hostStart = this.hostClock() - timers.now() / 1e6;
     let lastYield = this.hostClock();
     try {
@@ -299,7 +324,9 @@ export class Machine {
           const ahead = (timers.nextDeadline() - timers.now()) / this.nsPerInstruction;
           budget = Math.max(1, Math.min(budget, Math.ceil(ahead)));
         }
+        this.beginStep();
         const exit = cpu.run(budget);
+        this.endStep();
         if (exit === ExitReason.SHUTDOWN) {
           this.requestStop({ kind: "reset", cause: "triple fault" });
           break;
@@ -328,13 +355,17 @@ export class Machine {
             deadline === Number.POSITIVE_INFINITY
               ? MAX_SLEEP_MS
               : Math.min(MAX_SLEEP_MS, Math.max(0, (deadline - timers.now()) / 1e6));
+          this.beginStep(waitMs * 1e6);
           await this.sleep(waitMs);
+          this.endStep();
           lastYield = this.hostClock();
           continue;
         }
         const t = this.hostClock();
         if (t - lastYield >= YIELD_EVERY_MS) {
+          this.beginStep();
           await yieldToHost();
+          this.endStep();
           lastYield = this.hostClock();
         }
       }
