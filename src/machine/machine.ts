@@ -273,7 +273,7 @@ export class Machine {
   private timeSource(): number {
     if (this.clockMode === "virtual") return this.cpu.retired * this.nsPerInstruction + this.skippedNs;
     const t = (this.hostClock() - this.hostStart) * 1e6;
-    return t < this.timeLimitNs ? t : this.timeLimitNs;
+    return Math.min(t, this.timeLimitNs);
   }
 
   /** Realtime: the next step (a slice, a host turn, a sleep of `plannedNs`) may move guest time by at most plannedNs + MAX_STALL_NS. */
