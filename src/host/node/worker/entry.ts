@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { isMainThread, workerData } from "node:worker_threads";
 import { ConfigError } from "../../../common/errors.js";
 import { Machine, type StopReason } from "../../../machine/machine.js";
+import type { Server } from "node:net";
+import { startControl } from "../control.js";
 import { type BuiltDevices, buildDevices, emptyDeviceSpecs } from "../devices.js";
 import { checkMemory, DEFAULT_MEMORY } from "../options.js";
 import { WatchedSerial } from "../serial.js";
@@ -55,6 +57,7 @@ class WorkerMain {
   private readonly post: (m: FromWorker, transfer?: ArrayBuffer[]) => void;
   private machine: Machine | null = null;
   private built: BuiltDevices | null = null;
+  private control: Server | null = null;
   private readonly links: PortBackend[] = [];
   private stopped = false;
   /** A stop asked for before the machine was built. */
@@ -178,6 +181,8 @@ class WorkerMain {
         onSerialRxSpace: () => this.feed(),
         log: (message) => this.post({ t: "log", message }),
       });
+      if (spec.control !== undefined)
+        this.control = await startControl(spec.control, this.machine, this.built);
     } catch (e) {
       await this.cleanup();
       this.post({ t: "failed", error: toWireError(e) });
@@ -197,6 +202,7 @@ class WorkerMain {
   }
 
   private async cleanup(): Promise<void> {
+    this.control?.close();
     for (const l of this.links) l.close();
     try {
       await this.built?.close();

@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../common/errors.js";
 import { fakeBzImage } from "../../../machine/boot/fake-bzimage.js";
@@ -76,6 +80,35 @@ describe("MachineWorker", () => {
     const vm = await MachineWorker.start(spec([...print("bye"), 0xfa, 0xf4]));
     const r = await vm.finished;
     expect(r.kind).toBe("halted");
+  });
+
+  it("serves a control socket from the worker (status, quit)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "virtkit-worker-"));
+    try {
+      const path = join(dir, "control.sock");
+      const vm = await MachineWorker.start(spec([0xeb, 0xfe], { control: path }));
+      const sock = createConnection(path);
+      sock.setEncoding("utf8");
+      const lines: string[] = [];
+      let buf = "";
+      sock.on("data", (d: string) => {
+        buf += d;
+        for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+          lines.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      });
+      sock.write('{"cmd":"status"}\n{"cmd":"quit"}\n');
+      expect(await vm.finished).toEqual({ kind: "stopped", detail: "quit through the control socket" });
+      for (let i = 0; i < 100 && lines.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      sock.destroy();
+      const status = JSON.parse(lines[0]!) as { ok: boolean; instructions: number };
+      expect(status.ok).toBe(true);
+      expect(status.instructions).toBeGreaterThan(0);
+      expect(JSON.parse(lines[1]!)).toEqual({ ok: true });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("stops at maxInstructions", async () => {

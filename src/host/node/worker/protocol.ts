@@ -34,6 +34,8 @@ export interface WorkerMachineSpec {
   devices?: DeviceSpecs;
   /** Stop the machine (reason "stopped", "kernel panic: ...") when the console shows a panic. */
   stopOnPanic?: boolean;
+  /** A control socket (control.ts: JSON lines) served from the worker, next to its machine. */
+  control?: string;
   /** Stop after this many guest instructions. */
   maxInstructions?: number;
 }
