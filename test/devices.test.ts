@@ -3,7 +3,9 @@
  * virtio-blk (raw files: a pattern both ways, mke2fs + mount checked by the host's e2fsck, a
  * read-only disk), virtio-net (the MAC, ARP + ping answered by a host on the switch, UDP to the
  * host), virtio-console (hvc0 both ways, a named port), virtio-balloon (inflate to a target and
- * back, statistics) and virtio-rng.
+ * back, statistics) and virtio-rng. The machine has no APIC here, so every device uses INTx
+ * through the 8259 pair (checked in /proc/interrupts); test/devices-msix.test.ts boots the
+ * default machine (local APIC + I/O APIC) where the devices use MSI-X.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -75,7 +77,10 @@ describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
       ports: [{ backend: hvc }, { backend: named, name: "org.virtkit.test" }],
     });
     const balloon = new VirtioBalloon();
-    const s = new GuestSession(guest!, { devices: [...blks, nic, con, balloon, new VirtioRng()] });
+    const s = new GuestSession(guest!, {
+      apic: false,
+      devices: [...blks, nic, con, balloon, new VirtioRng()],
+    });
     await s.waitFor("VIRTKIT-GUEST-READY modules=17 failed=none");
     await s.waitFor("virtkit# ");
 
@@ -168,6 +173,12 @@ describe.skipIf(!guest)("the default guest drives every virtkit device", () => {
 
     // virtio-rng
     expect(await s.run("cat /sys/class/misc/hw_random/rng_current")).toContain("virtio_rng");
+
+    // the path taken: INTx on the 8259 pair (XT-PIC) for the virtio devices, no MSI, no APIC
+    const irqs = await s.run("cat /proc/interrupts");
+    expect(irqs).toMatch(/^\s*1[01]:\s+[1-9]\d*\s+XT-PIC\s+.*virtio/m);
+    expect(irqs).not.toMatch(/PCI-MSI|IO-APIC/);
+    expect(irqs).toMatch(/^\s*LOC:\s+0\s/m); // no local APIC timer
 
     s.send("poweroff -f\n");
     expect((await s.finished()).kind).toBe("halted");
