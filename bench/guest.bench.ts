@@ -5,8 +5,9 @@
  *   16 passes (1 GiB) timed together by busybox `time` (page cache dropped as well);
  * - virtio-net throughput between two guests: 32 MiB of zeros through `nc` over TCP to a
  *   `nc -l | wc -c` in a second guest, timed by busybox `time` in the sender (the receiver's
- *   byte count is checked). virtkit: two Machines in this process on one NetSwitch; QEMU: two
- *   qemu-system-i386 processes on `-netdev dgram` pointed at each other;
+ *   byte count is checked). virtkit: two Machines, each in its own worker thread
+ *   (MachineWorker), on one NetSwitch in the main thread; QEMU: two qemu-system-i386 processes
+ *   on `-netdev dgram` pointed at each other;
  * - the average ping round trip between the two guests (busybox ping, five echoes).
  * The virtkit machines run on the realtime clock, so the guest's `time` is host time, as it is
  * under QEMU. Ratios are virtkit / QEMU TCG (for MiB/s higher is better, for the round trip lower).
@@ -14,10 +15,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { VirtioBlk } from "../src/devices/blk/blk.js";
 import { NetSwitch } from "../src/devices/net/switch.js";
-import { VirtioNet } from "../src/devices/net/net.js";
-import { RawFileDisk } from "../src/host/node/blk/raw.js";
+import type { NetSpec } from "../src/host/node/devices.js";
 import type { DefaultGuest } from "../src/host/node/guest/build.js";
 import { GUEST_PROMPT, GUEST_READY_MARKER } from "../src/host/node/guest/initramfs.js";
 import { haveQemu, runQemuGuest } from "../src/host/node/guest/qemu.js";
@@ -34,7 +33,8 @@ import {
   parseRealSeconds,
   rate,
 } from "../test/guest-bench-util.js";
-import { findGuest, GuestSession } from "../test/guest-session.js";
+import { findGuest } from "../test/guest-session.js";
+import { GuestWorkerSession } from "../test/guest-worker-session.js";
 import { freeUdpPort, INTEROP_CMDLINE } from "../test/interop-util.js";
 import type { BenchSuite } from "./harness.js";
 
@@ -68,20 +68,21 @@ function checkNet(sendOut: string, recvOut: string, who: string): number {
 }
 
 async function virtkitFigures(g: DefaultGuest, image: string): Promise<Figures> {
-  const disk = await RawFileDisk.open(image, { readOnly: true });
-  const hub = new NetSwitch();
-  const config = { cmdline: INTEROP_CMDLINE, clock: "realtime" as const };
-  const a = new GuestSession(g, {
-    ...config,
-    devices: [
-      new VirtioBlk({ backend: disk, readOnly: true }),
-      new VirtioNet({ backend: hub.port("a"), mac: "52:54:00:00:03:01" }),
-    ],
-  });
-  const b = new GuestSession(g, {
-    ...config,
-    devices: [new VirtioNet({ backend: hub.port("b"), mac: "52:54:00:00:03:02" })],
-  });
+  const hubs = new Map([["bench", new NetSwitch()]]);
+  // apic: false, as QEMU's `-cpu qemu32,-apic` below
+  const config = { cmdline: INTEROP_CMDLINE, clock: "realtime" as const, apic: false, hubs };
+  const nic = (mac: string): NetSpec => ({ kind: "hub", hub: "bench", mac });
+  const [a, b] = await Promise.all([
+    GuestWorkerSession.start(g, {
+      ...config,
+      name: "a",
+      devices: {
+        disks: [{ path: image, readonly: true, overlay: false }],
+        nets: [nic("52:54:00:00:03:01")],
+      },
+    }),
+    GuestWorkerSession.start(g, { ...config, name: "b", devices: { nets: [nic("52:54:00:00:03:02")] } }),
+  ]);
   try {
     const t0 = performance.now();
     await Promise.all(
@@ -91,7 +92,7 @@ async function virtkitFigures(g: DefaultGuest, image: string): Promise<Figures> 
       }),
     );
     console.error(
-      `bench guest: two virtkit guests at the prompt after ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+      `bench guest: two virtkit guests (one worker thread each) at the prompt after ${((performance.now() - t0) / 1000).toFixed(0)} s`,
     );
     await a.run(`ifconfig eth0 ${IP_A} netmask 255.255.255.0 up`);
     await b.run(`ifconfig eth0 ${IP_B} netmask 255.255.255.0 up`);
@@ -108,7 +109,6 @@ async function virtkitFigures(g: DefaultGuest, image: string): Promise<Figures> 
     return { blkMiBs, netMiBs: checkNet(sendOut, recvOut, "virtkit"), pingMs };
   } finally {
     await Promise.all([a.stop(), b.stop()]);
-    await disk.close();
   }
 }
 
