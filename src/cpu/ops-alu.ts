@@ -233,21 +233,14 @@ export function aluAI(kind: number, s: SizeIdx): Handler {
 /** Group 1: 80/82 Eb,Ib; 81 Ev,Iz; 83 Ev,Ib (sign-extended). */
 export function group1(s: SizeIdx, immByte: boolean): Handler {
   if (s === 2) return immByte ? group1Ib32 : group1Iz32;
+  if (s === 1) return immByte ? group1Ib16 : group1Iz16;
   return (cpu) => {
     cpu.decodeModrm();
     const kind = cpu.modReg;
     if (cpu.lock && kind === 7) cpu.ud();
-    let imm: number;
-    if (s === 0) imm = cpu.fetch8();
-    else if (immByte) imm = ((cpu.fetch8() << 24) >> 24) & SIZE_MASK[s];
-    else imm = cpu.fetch16();
-    if (s === 1) {
-      const r = alu(cpu, kind, cpu.readE16(), imm, 1);
-      if (kind !== 7) cpu.writeE16(r);
-    } else {
-      const r = alu(cpu, kind, cpu.readE8(), imm, 0);
-      if (kind !== 7) cpu.writeE8(r);
-    }
+    const imm = cpu.fetch8();
+    const r = alu(cpu, kind, cpu.readE8(), imm, 0);
+    if (kind !== 7) cpu.writeE8(r);
   };
 }
 
@@ -278,6 +271,35 @@ function group1Apply32(cpu: Cpu, kind: number, imm: number): void {
   }
   const r = alu(cpu, kind, cpu.read32(cpu.eaSeg, cpu.ea), imm, 2);
   if (kind !== AluKind.CMP) cpu.write32(cpu.eaSeg, cpu.ea, r);
+}
+
+/** 83 /k Ev,Ib at 16-bit operand size (real-mode code's commonest ALU form), kept separate. */
+const group1Ib16: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const kind = cpu.modReg;
+  if (cpu.lock && kind === AluKind.CMP) cpu.ud();
+  const imm = ((cpu.fetch8() << 24) >> 24) & 0xffff;
+  group1Apply16(cpu, kind, imm);
+};
+
+/** 81 /k Ev,Iw at 16-bit operand size. */
+const group1Iz16: Handler = (cpu) => {
+  cpu.decodeModrm();
+  const kind = cpu.modReg;
+  if (cpu.lock && kind === AluKind.CMP) cpu.ud();
+  const imm = cpu.fetch16();
+  group1Apply16(cpu, kind, imm);
+};
+
+function group1Apply16(cpu: Cpu, kind: number, imm: number): void {
+  if (cpu.isReg) {
+    const i = cpu.modRm << 1;
+    const r = alu(cpu, kind, cpu.r16[i]!, imm, 1);
+    if (kind !== AluKind.CMP) cpu.r16[i] = r;
+    return;
+  }
+  const r = alu(cpu, kind, cpu.read16(cpu.eaSeg, cpu.ea), imm, 1);
+  if (kind !== AluKind.CMP) cpu.write16(cpu.eaSeg, cpu.ea, r);
 }
 
 /** INC r32 (40-47), DEC r32 (48-4F): kept apart from the 16-bit forms (own JIT feedback). CF is kept. */
@@ -548,9 +570,14 @@ export function imulG(s: SizeIdx, imm: 0 | 1 | 2): Handler {
  * not, so it equals the low half exactly when the signed result did not overflow.
  */
 function imul32Set(cpu: Cpu, a: number, b: number): void {
+  imul32To(cpu, cpu.modReg, a, b);
+}
+
+/** 32-bit IMUL of int32 `a` and `b` into register `reg`, with CF/OF (also the decoded-instruction cache's). */
+export function imul32To(cpu: Cpu, reg: number, a: number, b: number): void {
   const lo = Math.imul(a, b);
   const overflow = a * b !== lo;
-  cpu.r32[cpu.modReg] = lo;
+  cpu.r32[reg] = lo;
   setMulFlags(cpu, overflow, lo, 2);
 }
 

@@ -110,7 +110,7 @@ function shiftFlags32(cpu: Cpu, r: number, cf: number, of: boolean): void {
  * `shift` at 32 bits with a masked, non-zero count, on int32 values (no size tables); RCL/RCR
  * go to the generic code.
  */
-function shift32(cpu: Cpu, op: number, a: number, count: number): number {
+export function shift32(cpu: Cpu, op: number, a: number, count: number): number {
   switch (op) {
     case 0: {
       const r = (a << count) | (a >>> (32 - count));
