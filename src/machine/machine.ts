@@ -37,13 +37,21 @@ const YIELD_EVERY_MS = 8;
 /** The longest a halted realtime machine sleeps before looking again (ms). */
 const MAX_SLEEP_MS = 50;
 /**
- * Realtime clock: the most guest time (ns) one CPU slice or one host turn may take beyond what
- * was planned. A host that stalls the machine longer (a loaded host descheduling it) slows guest
- * time down instead of jumping it: a jump would collapse many periodic timer ticks (PIT, APIC
- * timer) into one interrupt, and Linux's boot-time checks count ticks ("..MP-BIOS bug: 8254
- * timer not connected to IO-APIC", "APIC timer disabled due to verification failure").
+ * Realtime clock, paced: inside a CPU slice guest time advances with the instruction count at
+ * `paceRate` ns per instruction (as a virtual clock does), and between slices the rate is
+ * adjusted so guest time tracks the host clock (QEMU's -icount shift=auto works this way). A
+ * host stall (a loaded host descheduling the machine) therefore never shows as a jump between
+ * two guest reads of the TSC or the PIT, and periodic timers fire on their deadlines one by one
+ * (slices end at the next deadline): Linux's boot-time checks count ticks and time loops
+ * ("tsc: Unable to calibrate against PIT", "..MP-BIOS bug: 8254 timer not connected to IO-APIC",
+ * "APIC timer disabled due to verification failure" all came from such jumps).
+ *
+ * The guest may lag the host by at most this much (ns); a longer stall is dropped (guest time
+ * then runs behind the host clock by it, as a paused machine would).
  */
-const MAX_STALL_NS = 20_000_000;
+export const REALTIME_MAX_LAG_NS = 50_000_000;
+/** The lag is closed over about this much guest time (ns). */
+const REALTIME_CATCHUP_NS = 20_000_000;
 
 export interface RunOptions {
   /** Give the host's event loop a turn (default: a zero-delay timer). */
@@ -137,8 +145,14 @@ export class Machine {
   private skippedNs = 0;
   private readonly hostClock: () => number;
   private hostStart = 0;
-  /** Realtime: guest time may not pass this until `endStall` (see MAX_STALL_NS). */
-  private timeLimitNs = Number.POSITIVE_INFINITY;
+  /** Realtime pacing: guest ns per instruction now, and host ns per instruction measured. */
+  private paceRate = 50;
+  private measuredRate = 50;
+  /** Realtime pacing: guest time = paceBaseNs + (retired - paceBaseRetired) * paceRate. */
+  private paceBaseNs = 0;
+  private paceBaseRetired = 0;
+  /** Realtime: host time (ns) not shown to the guest, because the guest lagged more than REALTIME_MAX_LAG_NS. */
+  droppedHostNs = 0;
   private wake: (() => void) | null = null;
 
   constructor(readonly config: MachineConfig) {
@@ -272,21 +286,38 @@ export class Machine {
 
   private timeSource(): number {
     if (this.clockMode === "virtual") return this.cpu.retired * this.nsPerInstruction + this.skippedNs;
-    const t = (this.hostClock() - this.hostStart) * 1e6;
-    return Math.min(t, this.timeLimitNs);
+    return this.paceBaseNs + (this.cpu.retired - this.paceBaseRetired) * this.paceRate;
   }
 
-  /** Realtime: the next step (a slice, a host turn, a sleep of `plannedNs`) may move guest time by at most plannedNs + MAX_STALL_NS. */
-  private beginStep(plannedNs = 0): void {
-    if (this.clockMode === "realtime") this.timeLimitNs = this.timers.now() + plannedNs + MAX_STALL_NS;
+  /** Realtime: the host clock as guest ns, with a lag beyond REALTIME_MAX_LAG_NS dropped. */
+  private hostNs(guestNow: number): number {
+    const host = (this.hostClock() - this.hostStart) * 1e6;
+    if (host - guestNow <= REALTIME_MAX_LAG_NS) return host;
+    this.droppedHostNs += host - guestNow - REALTIME_MAX_LAG_NS;
+    this.hostStart += (host - guestNow - REALTIME_MAX_LAG_NS) / 1e6;
+    return guestNow + REALTIME_MAX_LAG_NS;
   }
 
-  /** Ends a step: host time beyond the limit is dropped (the host clock's origin moves forward). */
-  private endStep(): void {
+  /**
+   * Realtime, after a slice that ran `ran` instructions in `hostMs`: continues guest time from
+   * where it is at a new rate, the measured host rate corrected to close the lag (or lead).
+   */
+  private repace(ran: number, hostMs: number): void {
+    const now = this.timers.now();
+    this.paceBaseNs = now;
+    this.paceBaseRetired = this.cpu.retired;
+    if (ran > 0 && hostMs > 0) this.measuredRate = 0.8 * this.measuredRate + (0.2 * hostMs * 1e6) / ran;
+    const lag = this.hostNs(now) - now;
+    const k = Math.max(0.25, Math.min(4, 1 + lag / REALTIME_CATCHUP_NS));
+    this.paceRate = Math.max(0.01, Math.min(1e6, this.measuredRate * k));
+  }
+
+  /** Realtime, after the CPU sat halted: guest time jumps to the host's (no instruction ran meanwhile). */
+  private catchUp(): void {
     if (this.clockMode !== "realtime") return;
-    const t = (this.hostClock() - this.hostStart) * 1e6;
-    if (t > this.timeLimitNs) this.hostStart += (t - this.timeLimitNs) / 1e6;
-    this.timeLimitNs = Number.POSITIVE_INFINITY;
+    const now = this.timers.now();
+    this.paceBaseNs = Math.max(now, this.hostNs(now));
+    this.paceBaseRetired = this.cpu.retired;
   }
 
   private interruptRaised(): void {
@@ -311,8 +342,9 @@ export class Machine {
     const limit = options.maxInstructions ?? Number.POSITIVE_INFINITY;
     const cpu = this.cpu;
     const timers = this.timers;
-    this.timeLimitNs = Number.POSITIVE_INFINITY;
     this.hostStart = this.hostClock() - timers.now() / 1e6;
+    this.paceBaseNs = timers.now();
+    this.paceBaseRetired = cpu.retired;
     let lastYield = this.hostClock();
     try {
       while (this.stopReason === null) {
@@ -320,13 +352,15 @@ export class Machine {
         if (cpu.instructions >= limit)
           return { kind: "stopped", detail: `instruction limit ${limit} reached` };
         let budget = Math.min(MAX_SLICE, limit - cpu.instructions);
-        if (this.clockMode === "virtual") {
-          const ahead = (timers.nextDeadline() - timers.now()) / this.nsPerInstruction;
-          budget = Math.max(1, Math.min(budget, Math.ceil(ahead)));
-        }
-        this.beginStep();
+        const rate = this.clockMode === "virtual" ? this.nsPerInstruction : this.paceRate;
+        // end the slice at the next timer deadline, so each tick is delivered on time
+        const ahead = (timers.nextDeadline() - timers.now()) / rate;
+        budget = Math.max(1, Math.min(budget, Math.ceil(ahead)));
+        const sliceStart = this.hostClock();
+        const before = cpu.instructions;
         const exit = cpu.run(budget);
-        this.endStep();
+        if (this.clockMode === "realtime")
+          this.repace(cpu.instructions - before, this.hostClock() - sliceStart);
         if (exit === ExitReason.SHUTDOWN) {
           this.requestStop({ kind: "reset", cause: "triple fault" });
           break;
@@ -355,17 +389,14 @@ export class Machine {
             deadline === Number.POSITIVE_INFINITY
               ? MAX_SLEEP_MS
               : Math.min(MAX_SLEEP_MS, Math.max(0, (deadline - timers.now()) / 1e6));
-          this.beginStep(waitMs * 1e6);
           await this.sleep(waitMs);
-          this.endStep();
+          this.catchUp();
           lastYield = this.hostClock();
           continue;
         }
         const t = this.hostClock();
         if (t - lastYield >= YIELD_EVERY_MS) {
-          this.beginStep();
           await yieldToHost();
-          this.endStep();
           lastYield = this.hostClock();
         }
       }
