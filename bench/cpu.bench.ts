@@ -1,7 +1,8 @@
 /**
  * CPU interpreter speed: millions of guest instructions per second on the fixed workload
- * (src/cpu/workload.ts) in flat 32-bit mode and in real mode, and the same flat workload with
- * the opcode dispatch done by a generated `switch` instead of the handler array.
+ * (src/cpu/workload.ts) in flat 32-bit mode and in real mode, with the decoded-instruction cache
+ * (src/cpu/icache.ts) and without it, and the flat workload without it with the opcode dispatch
+ * done by a generated `switch` instead of the handler array.
  */
 import { FlatMemory } from "../src/common/memory.js";
 import { Cpu, type Handler } from "../src/cpu/cpu.js";
@@ -13,16 +14,16 @@ import { IoBus } from "../src/machine/io-bus.js";
 import { MemoryBus } from "../src/machine/memory-bus.js";
 import type { BenchSuite } from "./harness.js";
 
-function flatCpu(): Cpu {
+function flatCpu(decodeCache = true): Cpu {
   const ram = new FlatMemory(0x40_0000);
-  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus() });
+  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus(), decodeCache });
   ram.u8.set(workload32(0x10_0000), 0x1000);
   return cpu;
 }
 
-function realCpu(): Cpu {
+function realCpu(decodeCache = true): Cpu {
   const ram = new FlatMemory(0x20_0000);
-  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus() });
+  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus(), decodeCache });
   ram.u8.set(workload16(), 0x1_0000);
   return cpu;
 }
@@ -121,9 +122,11 @@ export const suite: BenchSuite = {
     const ms = Number(process.env.CPU_BENCH_MS ?? 2000);
     report("cpu flat32 workload", mips(flatCpu(), runFlat, ms), "MIPS");
     report("cpu real-mode workload", mips(realCpu(), runReal, ms), "MIPS");
-    const sw = flatCpu();
+    report("cpu flat32 workload, no decode cache", mips(flatCpu(false), runFlat, ms), "MIPS");
+    report("cpu real-mode workload, no decode cache", mips(realCpu(false), runReal, ms), "MIPS");
+    const sw = flatCpu(false);
     sw.step = switchStep();
-    report("cpu flat32 workload, switch dispatch", mips(sw, runFlat, ms), "MIPS");
+    report("cpu flat32 workload, no decode cache, switch dispatch", mips(sw, runFlat, ms), "MIPS");
     const one = flatCpu();
     report("cpu flat32 workload instructions", runFlat(one), "instructions");
   },

@@ -258,14 +258,17 @@ export class CpuAccess extends CpuState {
 
   // ---- instruction fetch ---------------------------------------------------------------------
 
-  private fetchSlow(eip: number): number {
+  /**
+   * Opens the fetch window at `eip` (CS limit, 15-byte limit, translation: may fault as the
+   * fetch would) over its page when that is RAM; closes it otherwise. Returns the physical address.
+   */
+  protected openFetchWindow(eip: number): number {
     const eipU = eip >>> 0;
     if (eipU > this.segMax[Sreg.CS]! || eip - this.instrStart >= 15) this.gp0();
-    this.eip = (eip + 1) | 0;
     const lin = (this.segBase[Sreg.CS]! + eip) | 0;
     const phys = this.paging === null ? lin : this.paging.translate(lin, AccessKind.FETCH);
     if (this.pageKind[phys >>> 12] === 0) {
-      // Open a window over the eips whose bytes lie in this RAM page, within the CS limit.
+      // A window over the eips whose bytes lie in this RAM page, within the CS limit.
       let start = eipU - (lin & 0xfff);
       let len = 0x1000;
       if (start < 0) {
@@ -281,9 +284,14 @@ export class CpuAccess extends CpuState {
       this.fetchStart = start | 0;
       this.fetchLen = len;
       this.fetchAdj = (phys - eip) | 0;
-      return this.ramU8[phys >>> 0]!;
-    }
-    this.fetchLen = 0;
+    } else this.fetchLen = 0;
+    return phys;
+  }
+
+  private fetchSlow(eip: number): number {
+    this.eip = (eip + 1) | 0;
+    const phys = this.openFetchWindow(eip);
+    if (this.fetchLen !== 0) return this.ramU8[phys >>> 0]!;
     return this.mmioRead(phys, 1);
   }
 

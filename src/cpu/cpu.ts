@@ -424,28 +424,37 @@ export class Cpu extends CpuAccess {
           }
           const eip = this.eip;
           this.instrStart = eip;
-          const off = (eip - this.fetchStart) >>> 0;
+          let off = (eip - this.fetchStart) >>> 0;
+          if (off >= this.fetchLen && useCache !== 0) {
+            // Open the window here (faults as the fetch would), so the cache serves this one too.
+            this.openFetchWindow(eip);
+            off = (eip - this.fetchStart) >>> 0;
+          }
           if (off < this.fetchLen && useCache !== 0) {
             // The decoded-instruction cache (icache.ts): a record for this physical address and
             // CS.D whose bytes still match RAM runs without decoding.
             const p = (eip + this.fetchAdj) | 0;
             const d = icache[p & ICACHE_MASK]!;
-            if (d.tag === p && d.big === this.codeBig) {
-              const h = d.run;
-              if (h !== null) {
-                if (
-                  (view.getInt32(p, true) & d.m0) === d.w0 &&
-                  (d.m1 === 0 || (view.getInt32(p + 4, true) & d.m1) === d.w1)
-                ) {
-                  if (off + d.len <= this.fetchLen) {
-                    this.eip = (eip + d.len) | 0;
-                    h(this, d);
-                    this.sliceRetired++;
-                    continue;
-                  }
-                } else decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
+            let h = d.run;
+            if (d.tag === p && d.big === this.codeBig && h !== null) {
+              if (
+                (view.getInt32(p, true) & d.m0) !== d.w0 ||
+                (d.m1 !== 0 && (view.getInt32(p + 4, true) & d.m1) !== d.w1)
+              ) {
+                // The bytes changed (self-modifying code, DMA): decode again.
+                decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
+                h = d.run;
               }
-            } else if (p <= ramEnd) decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
+            } else if ((d.tag !== p || d.big !== this.codeBig) && p <= ramEnd) {
+              decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
+              h = d.run;
+            } else h = null;
+            if (h !== null && off + d.len <= this.fetchLen) {
+              this.eip = (eip + d.len) & d.ipMask;
+              h(this, d);
+              this.sliceRetired++;
+              continue;
+            }
           }
           this.step();
           this.sliceRetired++;

@@ -12,6 +12,15 @@ import { Lazy, REG8, Sreg } from "./state.js";
 
 export type DecodedRun = (cpu: Cpu, d: Decoded) => void;
 
+/** Segment-override prefix byte → segment register + 1 (0: not one). */
+export const SEG_PREFIX = new Uint8Array(256);
+SEG_PREFIX[0x26] = Sreg.ES + 1;
+SEG_PREFIX[0x2e] = Sreg.CS + 1;
+SEG_PREFIX[0x36] = Sreg.SS + 1;
+SEG_PREFIX[0x3e] = Sreg.DS + 1;
+SEG_PREFIX[0x64] = Sreg.FS + 1;
+SEG_PREFIX[0x65] = Sreg.GS + 1;
+
 /** "No register" in `Decoded.base` / `Decoded.index`. */
 export const NO_REG = 8;
 
@@ -22,6 +31,9 @@ export function ea32(cpu: Cpu, d: Decoded): number {
   if (d.index !== NO_REG) ea = (ea + (cpu.r32[d.index]! << d.scale)) | 0;
   return ea;
 }
+
+/** NOP (90), also PAUSE (F3 90) — the decoder keeps F3 90, this is plain 90. */
+export const nop: DecodedRun = () => {};
 
 // ---- moves --------------------------------------------------------------------------------------
 

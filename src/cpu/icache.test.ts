@@ -36,11 +36,14 @@ function setup(decodeCache: boolean, paging = true): { cpu: Cpu; ram: FlatMemory
   ram.writeU32(GDT + 12, 0x00cf_9a00);
   ram.writeU32(GDT + 16, 0x0000_ffff);
   ram.writeU32(GDT + 20, 0x00cf_9200);
+  ram.writeU32(GDT + 24, 0x0100_ffff); // 0x18: data, base 0x100 (FS: segment overrides differ)
+  ram.writeU32(GDT + 28, 0x00cf_9200);
   cpu.setFlat32(CODE, STACK);
   cpu.r32[2] = 0; // EDX holds the reset signature
   cpu.gdtrBase = GDT;
-  cpu.gdtrLimit = 8 * 3 - 1;
-  for (const s of [Sreg.ES, Sreg.SS, Sreg.DS, Sreg.FS, Sreg.GS]) cpu.loadSegment(s, 0x10);
+  cpu.gdtrLimit = 8 * 4 - 1;
+  for (const s of [Sreg.ES, Sreg.SS, Sreg.DS, Sreg.GS]) cpu.loadSegment(s, 0x10);
+  cpu.loadSegment(Sreg.FS, 0x18);
   cpu.idtrBase = IDT;
   cpu.idtrLimit = 256 * 8 - 1;
   for (let v = 0; v < 32; v++) {
@@ -293,50 +296,75 @@ function le32(v: number): number[] {
   return [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, v >>> 24];
 }
 
-describe("decoded-instruction cache: differential", () => {
-  it("random programs leave the same state with the cache on and off", () => {
-    fc.assert(
-      fc.property(
-        fc.array(instrArb, { minLength: 1, maxLength: 24 }),
-        fc.array(
-          fc.oneof(
-            fc.integer({ min: 0, max: 15 }),
-            fc.integer({ min: DATA, max: DATA + 0x3f0 }),
-            fc.integer({ min: 0, max: 0xffff_ffff }),
-          ),
-          { minLength: 8, maxLength: 8 },
+/** Real mode: CS = CODE >> 4, DS = ES = DATA >> 4, SS:SP just below STACK; IVT handlers are HLT. */
+function setupReal(decodeCache: boolean): { cpu: Cpu; ram: FlatMemory } {
+  const ram = new FlatMemory(0x40_0000);
+  const cpu = new Cpu({ memory: new MemoryBus(ram), io: new IoBus(), decodeCache });
+  cpu.setRealMode(CODE >> 4, 0);
+  cpu.r32[2] = 0;
+  cpu.loadSegment(Sreg.DS, DATA >> 4);
+  cpu.loadSegment(Sreg.ES, DATA >> 4);
+  cpu.loadSegment(Sreg.SS, (STACK - 0x1_0000) >> 4);
+  cpu.r32[4] = 0xfff0;
+  for (let v = 0; v < 32; v++) {
+    ram.writeU16(4 * v, 16 * v);
+    ram.writeU16(4 * v + 2, HANDLERS >> 4);
+    ram.u8[HANDLERS + 16 * v] = 0xf4;
+  }
+  return { cpu, ram };
+}
+
+function differential(real: boolean): void {
+  fc.assert(
+    fc.property(
+      fc.array(instrArb, { minLength: 1, maxLength: 24 }),
+      fc.array(
+        fc.oneof(
+          fc.integer({ min: 0, max: 15 }),
+          fc.integer({ min: DATA, max: DATA + 0x3f0 }),
+          fc.integer({ min: 0, max: 0xffff_ffff }),
         ),
-        fc.array(fc.integer({ min: 0, max: 0x3f0 }), { minLength: 3, maxLength: 3 }),
-        fc.integer({ min: 1, max: 9 }),
-        (prog, regs, ptrs, slice) => {
-          const code = prog.flat();
-          code.push(0xf4);
-          const end: unknown[] = [];
-          for (const cache of [true, false]) {
-            const { cpu, ram } = setup(cache);
-            ram.u8.set(code, CODE);
-            for (let i = 0; i < 0x400; i += 4) ram.writeU32(DATA + i, (i * 0x9e37_79b9) >>> 0);
-            for (let r = 0; r < 8; r++) if (r !== 4) cpu.r32[r] = regs[r]!;
-            REGS_FOR_MEMORY.forEach((r, k) => {
-              cpu.r32[r] = DATA + ptrs[k]!;
-            });
-            let error = "";
-            try {
-              // Small slices, and the whole program twice (the second pass runs from the cache).
-              for (let pass = 0; pass < 2; pass++) {
-                cpu.eip = CODE;
-                cpu.halted = false;
-                for (let n = 0; n < 400 && !cpu.halted; n += slice) cpu.run(slice);
-              }
-            } catch (e) {
-              error = String(e);
-            }
-            end.push({ error, state: state(cpu, ram) });
-          }
-          expect(end[0]).toEqual(end[1]);
-        },
+        { minLength: 8, maxLength: 8 },
       ),
-      { numRuns: 300 },
-    );
+      fc.array(fc.integer({ min: 0, max: 0x3f0 }), { minLength: 3, maxLength: 3 }),
+      fc.integer({ min: 1, max: 9 }),
+      (prog, regs, ptrs, slice) => {
+        const code = prog.flat();
+        code.push(0xf4);
+        const end: unknown[] = [];
+        for (const cache of [true, false]) {
+          const { cpu, ram } = real ? setupReal(cache) : setup(cache);
+          ram.u8.set(code, CODE);
+          for (let i = 0; i < 0x400; i += 4) ram.writeU32(DATA + i, (i * 0x9e37_79b9) >>> 0);
+          for (let r = 0; r < 8; r++) if (r !== 4) cpu.r32[r] = real ? regs[r]! & 0x3ff : regs[r]!;
+          REGS_FOR_MEMORY.forEach((r, k) => {
+            cpu.r32[r] = (real ? 0 : DATA) + ptrs[k]!;
+          });
+          let error = "";
+          try {
+            // Small slices, and the whole program twice (the second pass runs from the cache).
+            for (let pass = 0; pass < 2; pass++) {
+              cpu.eip = real ? 0 : CODE;
+              cpu.halted = false;
+              for (let n = 0; n < 400 && !cpu.halted; n += slice) cpu.run(slice);
+            }
+          } catch (e) {
+            error = String(e);
+          }
+          end.push({ error, state: state(cpu, ram) });
+        }
+        expect(end[0]).toEqual(end[1]);
+      },
+    ),
+    { numRuns: 300 },
+  );
+}
+
+describe("decoded-instruction cache: differential", () => {
+  it("random programs leave the same state with the cache on and off (flat 32-bit, paging)", () => {
+    differential(false);
+  });
+  it("random programs leave the same state with the cache on and off (real mode)", () => {
+    differential(true);
   });
 });

@@ -14,6 +14,7 @@
  */
 import type { Cpu } from "./cpu.js";
 import * as H from "./icache-ops.js";
+import { decode16 } from "./icache16.js";
 import { Sreg } from "./state.js";
 
 /** log2 of the number of slots of the direct-mapped table. */
@@ -29,6 +30,8 @@ export class Decoded {
   big = 0;
   /** Instruction length in bytes. */
   len = 0;
+  /** EIP mask after the instruction: -1 in 32-bit code, 0xffff (IP wraps) in 16-bit code. */
+  ipMask = -1;
   /** The instruction's bytes as little-endian words with their masks (word 1 unused when len <= 4). */
   w0 = 0;
   m0 = 0;
@@ -63,8 +66,8 @@ export function decodeInto(cpu: Cpu, d: Decoded, p: number, big: number, room: n
   d.tag = p;
   d.big = big;
   d.run = null;
-  if (big === 0) return;
-  const len = decode32(cpu.ramU8, d, p);
+  d.ipMask = big !== 0 ? -1 : 0xffff;
+  const len = big !== 0 ? decode32(cpu.ramU8, d, p) : decode16(cpu.ramU8, d, p);
   if (d.run === null) return;
   if (len > 8 || len > room) {
     d.run = null;
@@ -87,10 +90,31 @@ function imm32(u8: Uint8Array, q: number): number {
  * form is not cached) and the operands; returns the length.
  */
 function decode32(u8: Uint8Array, d: Decoded, p: number): number {
-  const op = u8[p]!;
+  let op = u8[p]!;
   let q = p + 1;
   let run: H.DecodedRun | null = null;
-  if (op < 0x40) {
+  // One segment-override prefix is folded into the memory operand's segment (other forms
+  // ignore it, as the processor does).
+  const ovr = H.SEG_PREFIX[op]! - 1;
+  if (ovr >= 0) op = u8[q++]!;
+  d.seg = ovr;
+  if (op === 0x0f) {
+    const op2 = u8[q++]!;
+    if ((op2 & 0xf0) === 0x80) {
+      d.kind = op2 & 15;
+      d.imm = imm32(u8, q);
+      q += 4;
+      run = H.jcc;
+    } else if (op2 === 0xb6 || op2 === 0xb7 || op2 === 0xbe || op2 === 0xbf) {
+      q = decodeModrm32(u8, d, q);
+      d.kind = (op2 & 1) * 2 + (op2 >> 3 === 0x17 ? 1 : 0);
+      run = d.base === -1 ? H.movxr : H.movxm;
+    } else if (op2 === 0xaf) {
+      q = decodeModrm32(u8, d, q);
+      d.kind = 1;
+      run = d.base === -1 ? H.imulr : H.imulm;
+    }
+  } else if (op < 0x40) {
     const low = op & 7;
     if (low === 1 || low === 3) {
       // ALU Ev,Gv (x1) and Gv,Ev (x3).
@@ -205,24 +229,9 @@ function decode32(u8: Uint8Array, d: Decoded, p: number): number {
         else if (d.reg === 4) run = H.jmpEm;
         else if (d.reg === 6) run = H.pushEm;
         break;
-      case 0x0f: {
-        const op2 = u8[q++]!;
-        if ((op2 & 0xf0) === 0x80) {
-          d.kind = op2 & 15;
-          d.imm = imm32(u8, q);
-          q += 4;
-          run = H.jcc;
-        } else if (op2 === 0xb6 || op2 === 0xb7 || op2 === 0xbe || op2 === 0xbf) {
-          q = decodeModrm32(u8, d, q);
-          d.kind = (op2 & 1) * 2 + (op2 >> 3 === 0x17 ? 1 : 0);
-          run = d.base === -1 ? H.movxr : H.movxm;
-        } else if (op2 === 0xaf) {
-          q = decodeModrm32(u8, d, q);
-          d.kind = 1;
-          run = d.base === -1 ? H.imulr : H.imulm;
-        }
+      case 0x90:
+        run = H.nop;
         break;
-      }
     }
   }
   d.run = run;
@@ -235,6 +244,7 @@ function decode32(u8: Uint8Array, d: Decoded, p: number): number {
  * after the operand bytes.
  */
 function decodeModrm32(u8: Uint8Array, d: Decoded, q: number): number {
+  const ovr = d.seg;
   const m = u8[q++]!;
   const mod = m >> 6;
   const rm = m & 7;
@@ -276,6 +286,6 @@ function decodeModrm32(u8: Uint8Array, d: Decoded, q: number): number {
   d.index = index;
   d.scale = scale;
   d.disp = disp;
-  d.seg = seg;
+  d.seg = ovr >= 0 ? ovr : seg;
   return q;
 }

@@ -573,6 +573,14 @@ function imul32Set(cpu: Cpu, a: number, b: number): void {
   imul32To(cpu, cpu.modReg, a, b);
 }
 
+/** 16-bit IMUL of `a` and `b` (sign-extended from 16 bits) into register `reg`, with CF/OF. */
+export function imul16To(cpu: Cpu, reg: number, a: number, b: number): void {
+  const p = ((a << 16) >> 16) * ((b << 16) >> 16);
+  const lo = p & 0xffff;
+  cpu.r16[reg << 1] = lo;
+  setMulFlags(cpu, p !== (p << 16) >> 16, lo, 1);
+}
+
 /** 32-bit IMUL of int32 `a` and `b` into register `reg`, with CF/OF (also the decoded-instruction cache's). */
 export function imul32To(cpu: Cpu, reg: number, a: number, b: number): void {
   const lo = Math.imul(a, b);
