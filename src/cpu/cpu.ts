@@ -7,7 +7,7 @@ import type { IoBus } from "../machine/io-bus.js";
 import type { InterruptController } from "../machine/irq.js";
 import type { MemoryBus } from "../machine/memory-bus.js";
 import { CpuidUnit } from "./cpuid.js";
-import { Decoded, decodeInto, ICACHE_MASK } from "./icache.js";
+import { Decoded, decodeInto, ICACHE_MASK, ICACHE_MAX_ADDR } from "./icache.js";
 import { Fpu } from "./x87/fpu.js";
 import { CpuAccess } from "./access.js";
 import { CpuStateError, ExitReason, InterruptKind, NO_ERROR_CODE, Vector } from "./fault.js";
@@ -412,8 +412,9 @@ export class Cpu extends CpuAccess {
     this.slowCheck = 1;
     const icache = this.icache;
     const view = this.ramView;
-    const ramEnd = this.ramU8.length - 16;
     const useCache = this.useIcache;
+    // Cached physical addresses: 16 readable bytes from each; none without the cache.
+    const ramEnd = useCache !== 0 ? Math.min(this.ramU8.length - 16, ICACHE_MAX_ADDR) : -1;
     while (true) {
       try {
         while (this.sliceRetired < budget) {
@@ -430,28 +431,21 @@ export class Cpu extends CpuAccess {
             this.openFetchWindow(eip);
             off = (eip - this.fetchStart) >>> 0;
           }
-          if (off < this.fetchLen && useCache !== 0) {
-            // The decoded-instruction cache (icache.ts): a record for this physical address and
-            // CS.D whose bytes still match RAM runs without decoding.
-            const p = (eip + this.fetchAdj) | 0;
+          const p = (eip + this.fetchAdj) | 0;
+          if (off < this.fetchLen && p >>> 0 <= ramEnd) {
+            // The decoded-instruction cache (icache.ts): the record for this physical address
+            // and CS.D runs while RAM still holds its bytes; else the instruction is decoded
+            // again. A record that is not cached has a length no window holds.
             const d = icache[p & ICACHE_MASK]!;
-            let h = d.run;
-            if (d.tag === p && d.big === this.codeBig && h !== null) {
-              if (
-                (view.getInt32(p, true) & d.m0) !== d.w0 ||
-                (d.m1 !== 0 && (view.getInt32(p + 4, true) & d.m1) !== d.w1)
-              ) {
-                // The bytes changed (self-modifying code, DMA): decode again.
-                decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
-                h = d.run;
-              }
-            } else if ((d.tag !== p || d.big !== this.codeBig) && p <= ramEnd) {
+            if (
+              d.tag !== (p | (this.codeBig << 31)) ||
+              (view.getInt32(p, true) & d.m0) !== d.w0 ||
+              (d.m1 !== 0 && (view.getInt32(p + 4, true) & d.m1) !== d.w1)
+            )
               decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
-              h = d.run;
-            } else h = null;
-            if (h !== null && off + d.len <= this.fetchLen) {
+            if (off + d.len <= this.fetchLen) {
               this.eip = (eip + d.len) & d.ipMask;
-              h(this, d);
+              d.run!(this, d);
               this.sliceRetired++;
               continue;
             }

@@ -35,6 +35,19 @@ export function ea32(cpu: Cpu, d: Decoded): number {
 /** NOP (90), also PAUSE (F3 90) — the decoder keeps F3 90, this is plain 90. */
 export const nop: DecodedRun = () => {};
 
+/** Effective address of a decoded memory operand with 16-bit addressing. */
+export function ea16(cpu: Cpu, d: Decoded): number {
+  let ea = d.disp;
+  if (d.base !== NO_REG) ea += cpu.r16[d.base << 1]!;
+  if (d.index !== NO_REG) ea += cpu.r16[d.index << 1]!;
+  return ea & 0xffff;
+}
+
+/** Effective address by the record's address size (the byte forms serve both decoders). */
+function eaAny(cpu: Cpu, d: Decoded): number {
+  return d.big !== 0 ? ea32(cpu, d) : ea16(cpu, d);
+}
+
 // ---- moves --------------------------------------------------------------------------------------
 
 export const movEGr: DecodedRun = (cpu, d) => {
@@ -53,13 +66,34 @@ export const movEG8r: DecodedRun = (cpu, d) => {
   cpu.r8[REG8[d.rm]!] = cpu.r8[REG8[d.reg]!]!;
 };
 export const movEG8m: DecodedRun = (cpu, d) => {
-  cpu.write8(d.seg, ea32(cpu, d), cpu.r8[REG8[d.reg]!]!);
+  cpu.write8(d.seg, eaAny(cpu, d), cpu.r8[REG8[d.reg]!]!);
 };
 export const movGE8r: DecodedRun = (cpu, d) => {
   cpu.r8[REG8[d.reg]!] = cpu.r8[REG8[d.rm]!]!;
 };
 export const movGE8m: DecodedRun = (cpu, d) => {
-  cpu.r8[REG8[d.reg]!] = cpu.read8(d.seg, ea32(cpu, d));
+  cpu.r8[REG8[d.reg]!] = cpu.read8(d.seg, eaAny(cpu, d));
+};
+export const movEI8r: DecodedRun = (cpu, d) => {
+  cpu.r8[REG8[d.rm]!] = d.imm;
+};
+export const movEI8m: DecodedRun = (cpu, d) => {
+  cpu.write8(d.seg, eaAny(cpu, d), d.imm);
+};
+/** SETcc Eb (0F 90-9F): condition in `kind`. */
+export const setccr: DecodedRun = (cpu, d) => {
+  cpu.r8[REG8[d.rm]!] = cpu.cond(d.kind) ? 1 : 0;
+};
+export const setccm: DecodedRun = (cpu, d) => {
+  cpu.write8(d.seg, eaAny(cpu, d), cpu.cond(d.kind) ? 1 : 0);
+};
+/** CMOVcc r32, r/m32 (0F 40-4F): the source is always read. */
+export const cmovr: DecodedRun = (cpu, d) => {
+  if (cpu.cond(d.kind)) cpu.r32[d.reg] = cpu.r32[d.rm]!;
+};
+export const cmovm: DecodedRun = (cpu, d) => {
+  const v = cpu.read32(d.seg, ea32(cpu, d));
+  if (cpu.cond(d.kind)) cpu.r32[d.reg] = v;
 };
 export const movRI: DecodedRun = (cpu, d) => {
   cpu.r32[d.reg] = d.imm;
@@ -99,7 +133,49 @@ export const pushEm: DecodedRun = (cpu, d) => {
   cpu.push32(cpu.read32(d.seg, ea32(cpu, d)));
 };
 
-// ---- ALU ----------------------------------------------------------------------------------------
+// ---- ALU ----
+
+/** Byte forms (both address sizes): op Eb,Gb (x0), op Gb,Eb (x2), op AL,Ib (x4, rm = 0), group 1 Eb,Ib (80, 82), TEST. */
+export const aluEG8r: DecodedRun = (cpu, d) => {
+  const r = alu(cpu, d.kind, cpu.r8[REG8[d.rm]!]!, cpu.r8[REG8[d.reg]!]!, 0);
+  if (d.kind !== 7) cpu.r8[REG8[d.rm]!] = r;
+};
+export const aluEG8m: DecodedRun = (cpu, d) => {
+  const ea = eaAny(cpu, d);
+  const r = alu(cpu, d.kind, cpu.read8(d.seg, ea), cpu.r8[REG8[d.reg]!]!, 0);
+  if (d.kind !== 7) cpu.write8(d.seg, ea, r);
+};
+export const aluGE8r: DecodedRun = (cpu, d) => {
+  const r = alu(cpu, d.kind, cpu.r8[REG8[d.reg]!]!, cpu.r8[REG8[d.rm]!]!, 0);
+  if (d.kind !== 7) cpu.r8[REG8[d.reg]!] = r;
+};
+export const aluGE8m: DecodedRun = (cpu, d) => {
+  const r = alu(cpu, d.kind, cpu.r8[REG8[d.reg]!]!, cpu.read8(d.seg, eaAny(cpu, d)), 0);
+  if (d.kind !== 7) cpu.r8[REG8[d.reg]!] = r;
+};
+export const aluEI8r: DecodedRun = (cpu, d) => {
+  const r = alu(cpu, d.kind, cpu.r8[REG8[d.rm]!]!, d.imm, 0);
+  if (d.kind !== 7) cpu.r8[REG8[d.rm]!] = r;
+};
+export const aluEI8m: DecodedRun = (cpu, d) => {
+  const ea = eaAny(cpu, d);
+  const r = alu(cpu, d.kind, cpu.read8(d.seg, ea), d.imm, 0);
+  if (d.kind !== 7) cpu.write8(d.seg, ea, r);
+};
+/** TEST Eb,Gb (84) and TEST AL,Ib (A8: rm = 0, the immediate in `imm`, `kind` = 1). */
+export const test8r: DecodedRun = (cpu, d) => {
+  cpu.lazyOp = Lazy.LOGIC;
+  cpu.lazyRes = cpu.r8[REG8[d.rm]!]! & (d.kind === 1 ? d.imm : cpu.r8[REG8[d.reg]!]!);
+  cpu.lazySize = 0;
+};
+export const test8m: DecodedRun = (cpu, d) => {
+  const a = cpu.read8(d.seg, eaAny(cpu, d));
+  cpu.lazyOp = Lazy.LOGIC;
+  cpu.lazyRes = a & cpu.r8[REG8[d.reg]!]!;
+  cpu.lazySize = 0;
+};
+
+// 32-bit operand size.
 
 export const aluEGr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r32[d.rm]!, cpu.r32[d.reg]!, 2);

@@ -264,6 +264,16 @@ const instrArb: fc.Arbitrary<number[]> = fc.oneof(
     .tuple(fc.integer({ min: 0, max: 7 }), fc.constantFrom(1, 3), modrmArb)
     .map(([k, lo, m]) => [k * 8 + lo, ...m]),
   fc.tuple(fc.integer({ min: 0, max: 7 }), imm32).map(([k, i]) => [k * 8 + 5, ...i]),
+  // Byte forms: op Eb,Gb / Gb,Eb / AL,Ib, group 1 Eb,Ib, TEST, MOV Eb,Ib; SETcc, CMOVcc.
+  fc
+    .tuple(fc.integer({ min: 0, max: 7 }), fc.constantFrom(0, 2), modrmArb)
+    .map(([k, lo, m]) => [k * 8 + lo, ...m]),
+  fc.tuple(fc.integer({ min: 0, max: 7 }), imm8).map(([k, i]) => [k * 8 + 4, i]),
+  fc.tuple(fc.constantFrom(0x80, 0x82, 0xc6), modrmArb, imm8).map(([op, m, i]) => [op, ...m, i]),
+  fc.tuple(fc.constantFrom(0x84), modrmArb).map(([op, m]) => [op, ...m]),
+  imm8.map((i) => [0xa8, i]),
+  fc.tuple(fc.integer({ min: 0x40, max: 0x4f }), modrmArb).map(([op, m]) => [0x0f, op, ...m]),
+  fc.tuple(fc.integer({ min: 0x90, max: 0x9f }), modrmArb).map(([op, m]) => [0x0f, op, ...m]),
   fc.integer({ min: 0x40, max: 0x5f }).map((op) => [op]),
   fc.tuple(fc.constantFrom(0x69, 0xc7), modrmArb, imm32).map(([op, m, i]) => [op, ...m, ...i]),
   fc.tuple(fc.constantFrom(0x6b, 0x83, 0xc1), modrmArb, imm8).map(([op, m, i]) => [op, ...m, i]),

@@ -23,8 +23,14 @@ export const ICACHE_MASK = (1 << ICACHE_BITS) - 1;
 
 const NONE = H.NO_REG;
 
+/** `Decoded.len` of a record that is not cached: longer than any fetch window (one page). */
+export const NOT_CACHED_LEN = 0x2000;
+
+/** Physical addresses up to this are cached (the tag keeps CS.D in bit 31). */
+export const ICACHE_MAX_ADDR = 0x7fff_fff0;
+
 export class Decoded {
-  /** Physical address of the first byte (int32), or -1 for an empty slot. */
+  /** Physical address of the first byte | CS.D << 31, or -1 for an empty slot. */
   tag = -1;
   /** CS.D when decoded (0/1). */
   big = 0;
@@ -63,14 +69,16 @@ export class Decoded {
  * number of bytes left in the fetch window from `p`.
  */
 export function decodeInto(cpu: Cpu, d: Decoded, p: number, big: number, room: number): void {
-  d.tag = p;
+  d.tag = p | (big << 31);
   d.big = big;
   d.run = null;
   d.ipMask = big !== 0 ? -1 : 0xffff;
   const len = big !== 0 ? decode32(cpu.ramU8, d, p) : decode16(cpu.ramU8, d, p);
-  if (d.run === null) return;
-  if (len > 8 || len > room) {
+  if (d.run === null || len > 8 || len > room) {
+    // Not cached: a length no fetch window holds sends it to the decoder; no bytes to compare.
     d.run = null;
+    d.len = NOT_CACHED_LEN;
+    d.m0 = d.w0 = d.m1 = d.w1 = 0;
     return;
   }
   d.len = len;
@@ -109,6 +117,14 @@ function decode32(u8: Uint8Array, d: Decoded, p: number): number {
       q = decodeModrm32(u8, d, q);
       d.kind = (op2 & 1) * 2 + (op2 >> 3 === 0x17 ? 1 : 0);
       run = d.base === -1 ? H.movxr : H.movxm;
+    } else if ((op2 & 0xf0) === 0x40) {
+      q = decodeModrm32(u8, d, q);
+      d.kind = op2 & 15;
+      run = d.base === -1 ? H.cmovr : H.cmovm;
+    } else if ((op2 & 0xf0) === 0x90) {
+      q = decodeModrm32(u8, d, q);
+      d.kind = op2 & 15;
+      run = d.base === -1 ? H.setccr : H.setccm;
     } else if (op2 === 0xaf) {
       q = decodeModrm32(u8, d, q);
       d.kind = 1;
@@ -122,6 +138,18 @@ function decode32(u8: Uint8Array, d: Decoded, p: number): number {
       q = decodeModrm32(u8, d, q);
       if (low === 1) run = d.base === -1 ? H.aluEGr : H.aluEGm;
       else run = d.base === -1 ? H.aluGEr : H.aluGEm;
+    } else if (low === 0 || low === 2) {
+      // ALU Eb,Gb (x0) and Gb,Eb (x2).
+      d.kind = op >> 3;
+      q = decodeModrm32(u8, d, q);
+      if (low === 0) run = d.base === -1 ? H.aluEG8r : H.aluEG8m;
+      else run = d.base === -1 ? H.aluGE8r : H.aluGE8m;
+    } else if (low === 4) {
+      // ALU AL,Ib.
+      d.kind = op >> 3;
+      d.rm = 0;
+      d.imm = u8[q++]!;
+      run = H.aluEI8r;
     } else if (low === 5) {
       // ALU eAX,Iz.
       d.kind = op >> 3;
@@ -168,6 +196,29 @@ function decode32(u8: Uint8Array, d: Decoded, p: number): number {
           q += 4;
         }
         run = d.base === -1 ? H.aluEIr : H.aluEIm;
+        break;
+      case 0x80:
+      case 0x82:
+        q = decodeModrm32(u8, d, q);
+        d.kind = d.reg;
+        d.imm = u8[q++]!;
+        run = d.base === -1 ? H.aluEI8r : H.aluEI8m;
+        break;
+      case 0x84:
+        q = decodeModrm32(u8, d, q);
+        d.kind = 0;
+        run = d.base === -1 ? H.test8r : H.test8m;
+        break;
+      case 0xa8:
+        d.rm = 0;
+        d.kind = 1;
+        d.imm = u8[q++]!;
+        run = H.test8r;
+        break;
+      case 0xc6:
+        q = decodeModrm32(u8, d, q);
+        d.imm = u8[q++]!;
+        if (d.reg === 0) run = d.base === -1 ? H.movEI8r : H.movEI8m;
         break;
       case 0x85:
         q = decodeModrm32(u8, d, q);

@@ -5,18 +5,11 @@
  */
 import type { Cpu } from "./cpu.js";
 import type { Decoded } from "./icache.js";
-import { type DecodedRun, NO_REG, SEG_PREFIX } from "./icache-ops.js";
+import * as B from "./icache-ops.js";
+import { type DecodedRun, ea16, NO_REG, SEG_PREFIX } from "./icache-ops.js";
 import { alu, imul16To, incDec } from "./ops-alu.js";
 import { shift } from "./ops-shift.js";
-import { Lazy, REG8, Sreg } from "./state.js";
-
-/** Effective address of a decoded memory operand with 16-bit addressing. */
-function ea16(cpu: Cpu, d: Decoded): number {
-  let ea = d.disp;
-  if (d.base !== NO_REG) ea += cpu.r16[d.base << 1]!;
-  if (d.index !== NO_REG) ea += cpu.r16[d.index << 1]!;
-  return ea & 0xffff;
-}
+import { Lazy, Sreg } from "./state.js";
 
 function jumpTo(cpu: Cpu, target: number): void {
   if (target >>> 0 > cpu.segMax[Sreg.CS]!) cpu.gp0();
@@ -34,18 +27,6 @@ const movGEr: DecodedRun = (cpu, d) => {
 };
 const movGEm: DecodedRun = (cpu, d) => {
   cpu.r16[d.reg << 1] = cpu.read16(d.seg, ea16(cpu, d));
-};
-const movEG8r: DecodedRun = (cpu, d) => {
-  cpu.r8[REG8[d.rm]!] = cpu.r8[REG8[d.reg]!]!;
-};
-const movEG8m: DecodedRun = (cpu, d) => {
-  cpu.write8(d.seg, ea16(cpu, d), cpu.r8[REG8[d.reg]!]!);
-};
-const movGE8r: DecodedRun = (cpu, d) => {
-  cpu.r8[REG8[d.reg]!] = cpu.r8[REG8[d.rm]!]!;
-};
-const movGE8m: DecodedRun = (cpu, d) => {
-  cpu.r8[REG8[d.reg]!] = cpu.read8(d.seg, ea16(cpu, d));
 };
 const movRI: DecodedRun = (cpu, d) => {
   cpu.r16[d.reg << 1] = d.imm;
@@ -242,6 +223,18 @@ export function decode16(u8: Uint8Array, d: Decoded, p: number): number {
       q = decodeModrm16(u8, d, q);
       if (low === 1) run = d.base === -1 ? aluEGr : aluEGm;
       else run = d.base === -1 ? aluGEr : aluGEm;
+    } else if (low === 0 || low === 2) {
+      // ALU Eb,Gb (x0) and Gb,Eb (x2).
+      d.kind = op >> 3;
+      q = decodeModrm16(u8, d, q);
+      if (low === 0) run = d.base === -1 ? B.aluEG8r : B.aluEG8m;
+      else run = d.base === -1 ? B.aluGE8r : B.aluGE8m;
+    } else if (low === 4) {
+      // ALU AL,Ib.
+      d.kind = op >> 3;
+      d.rm = 0;
+      d.imm = u8[q++]!;
+      run = B.aluEI8r;
     } else if (low === 5) {
       d.kind = op >> 3;
       d.rm = 0;
@@ -287,13 +280,36 @@ export function decode16(u8: Uint8Array, d: Decoded, p: number): number {
         }
         run = d.base === -1 ? aluEIr : aluEIm;
         break;
+      case 0x80:
+      case 0x82:
+        q = decodeModrm16(u8, d, q);
+        d.kind = d.reg;
+        d.imm = u8[q++]!;
+        run = d.base === -1 ? B.aluEI8r : B.aluEI8m;
+        break;
+      case 0x84:
+        q = decodeModrm16(u8, d, q);
+        d.kind = 0;
+        run = d.base === -1 ? B.test8r : B.test8m;
+        break;
+      case 0xa8:
+        d.rm = 0;
+        d.kind = 1;
+        d.imm = u8[q++]!;
+        run = B.test8r;
+        break;
+      case 0xc6:
+        q = decodeModrm16(u8, d, q);
+        d.imm = u8[q++]!;
+        if (d.reg === 0) run = d.base === -1 ? B.movEI8r : B.movEI8m;
+        break;
       case 0x85:
         q = decodeModrm16(u8, d, q);
         run = d.base === -1 ? testEGr : testEGm;
         break;
       case 0x88:
         q = decodeModrm16(u8, d, q);
-        run = d.base === -1 ? movEG8r : movEG8m;
+        run = d.base === -1 ? B.movEG8r : B.movEG8m;
         break;
       case 0x89:
         q = decodeModrm16(u8, d, q);
@@ -301,7 +317,7 @@ export function decode16(u8: Uint8Array, d: Decoded, p: number): number {
         break;
       case 0x8a:
         q = decodeModrm16(u8, d, q);
-        run = d.base === -1 ? movGE8r : movGE8m;
+        run = d.base === -1 ? B.movGE8r : B.movGE8m;
         break;
       case 0x8b:
         q = decodeModrm16(u8, d, q);
