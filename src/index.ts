@@ -14,6 +14,7 @@ export { TimerQueue } from "./machine/timers.js";
 export type { Clock, TimerHandle } from "./machine/timers.js";
 export * as boot from "./machine/boot/index.js";
 export * as chipset from "./machine/chipset/index.js";
+export * as apic from "./machine/apic/index.js";
 export * as platform from "./machine/platform/index.js";
 export * as pcibus from "./machine/pci/index.js";
 export { Cpu } from "./cpu/cpu.js";
