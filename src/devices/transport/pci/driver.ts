@@ -9,9 +9,11 @@ import {
   PCI_CAP_ID_VNDR,
   PCI_CAPABILITY_LIST,
   PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
   PCI_COMMAND_MASTER,
   PCI_COMMAND_MEMORY,
   PCI_DEVICE_ID,
+  PCI_INTERRUPT_PIN,
   PCI_MSIX_FLAGS,
   PCI_MSIX_FLAGS_ENABLE,
   PCI_MSIX_FLAGS_MASKALL,
@@ -255,8 +257,11 @@ export class VirtioPciDriver {
     this.deviceCfg = device ?? null;
     this.pciCfgCapOffset = pciCfg;
     this.msixCapOffset = msix;
-    // pci_enable_device + pci_set_master.
-    acc.configWrite(PCI_COMMAND, 2, acc.configRead(PCI_COMMAND, 2) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    // pci_enable_device + pci_set_master. Like Linux's do_pci_enable_device, a function with an
+    // interrupt pin gets INTx enabled (Interrupt Disable cleared) when MSI-X is not in use.
+    let cmd = acc.configRead(PCI_COMMAND, 2) | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
+    if (acc.configRead(PCI_INTERRUPT_PIN, 1) !== 0) cmd &= ~PCI_COMMAND_INTX_DISABLE;
+    acc.configWrite(PCI_COMMAND, 2, cmd);
   }
 
   // ---- BAR access --------------------------------------------------------------------------

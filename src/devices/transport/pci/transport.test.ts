@@ -265,6 +265,28 @@ describe("VirtioPciTransport under random register traffic", () => {
     expect(needsResetRuns).toBeGreaterThan(5);
   });
 
+  it("a driver's probe clears an Interrupt Disable bit left set before it, so INTx works (found by the random traffic)", () => {
+    const dev = new CheckingDevice();
+    const intx = new IntxRecorder();
+    const t = new VirtioPciTransport(dev, { memory: new FlatMemory(1 << 20), log: () => {} });
+    dev.transport = t;
+    t.connectIntx(intx);
+    t.configWrite(PCI_COMMAND, 2, 0x400); // an earlier guest turned INTx off
+    const d = new VirtioPciDriver(t, t.memory, {
+      interrupts: "intx",
+      intx,
+      dmaBase: 0x80000,
+      dmaSize: 0x80000,
+    });
+    expect(t.configRead(PCI_COMMAND, 2) & 0x400).toBe(0);
+    const [vq] = d.bringUp();
+    const head = vq!.queue.add([{ addr: d.dma.alloc(32), len: 32, write: true }]);
+    d.notify(0);
+    expect(vq!.queue.getUsed()).toEqual({ id: head, len: 32 });
+    expect(intx.level).toBe(true);
+    expect(d.takeInterrupts().queues).toContain(0);
+  });
+
   it("counts ignored accesses instead of throwing, including with memory decode off", () => {
     const dev = new CheckingDevice();
     const t = new VirtioPciTransport(dev, { memory: new FlatMemory(1 << 20), log: () => {} });
