@@ -7,7 +7,7 @@ import type { IoBus } from "../machine/io-bus.js";
 import type { InterruptController } from "../machine/irq.js";
 import type { MemoryBus } from "../machine/memory-bus.js";
 import { CpuidUnit } from "./cpuid.js";
-import { Decoded, decodeInto, ICACHE_MASK, ICACHE_MAX_ADDR } from "./icache.js";
+import { Decoded, decodeInto, EMPTY_RECORD, ICACHE_MASK, ICACHE_MAX_ADDR, newIcache } from "./icache.js";
 import { Fpu } from "./x87/fpu.js";
 import { CpuAccess } from "./access.js";
 import { CpuStateError, ExitReason, InterruptKind, NO_ERROR_CODE, Vector } from "./fault.js";
@@ -76,7 +76,7 @@ export class Cpu extends CpuAccess {
   constructor(options: CpuOptions) {
     super(options.memory);
     this.useIcache = options.decodeCache === false ? 0 : 1;
-    this.icache = Array.from({ length: ICACHE_MASK + 1 }, () => new Decoded());
+    this.icache = newIcache();
     this.io = options.io;
     this.intc = options.interrupts ?? null;
     this.cpuid = new CpuidUnit(options.clockNs ?? (() => this.retired + this.runCount));
@@ -436,13 +436,18 @@ export class Cpu extends CpuAccess {
             // The decoded-instruction cache (icache.ts): the record for this physical address
             // and CS.D runs while RAM still holds its bytes; else the instruction is decoded
             // again. A record that is not cached has a length no window holds.
-            const d = icache[p & ICACHE_MASK]!;
+            let d = icache[p & ICACHE_MASK]!;
             if (
               d.tag !== (p | (this.codeBig << 31)) ||
               (view.getInt32(p, true) & d.m0) !== d.w0 ||
               (d.m1 !== 0 && (view.getInt32(p + 4, true) & d.m1) !== d.w1)
-            )
+            ) {
+              if (d === EMPTY_RECORD) {
+                d = new Decoded();
+                icache[p & ICACHE_MASK] = d;
+              }
               decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
+            }
             if (off + d.len <= this.fetchLen) {
               this.eip = (eip + d.len) & d.ipMask;
               d.run!(this, d);

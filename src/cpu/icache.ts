@@ -61,6 +61,14 @@ export class Decoded {
   kind = 0;
 }
 
+/** The record every empty slot shares (never written: the first decode gives a slot its own). */
+export const EMPTY_RECORD = new Decoded();
+
+/** A table of empty slots (records are allocated as code is first decoded). */
+export function newIcache(): Decoded[] {
+  return new Array<Decoded>(ICACHE_MASK + 1).fill(EMPTY_RECORD);
+}
+
 // ---- the decoder --------------------------------------------------------------------------------
 
 /**
