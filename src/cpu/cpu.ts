@@ -411,6 +411,7 @@ export class Cpu extends CpuAccess {
     this.sliceRetired = 0;
     this.slowCheck = 1;
     const icache = this.icache;
+    const mask = ICACHE_MASK;
     const view = this.ramView;
     const useCache = this.useIcache;
     // Cached physical addresses: 16 readable bytes from each; none without the cache.
@@ -436,18 +437,13 @@ export class Cpu extends CpuAccess {
             // The decoded-instruction cache (icache.ts): the record for this physical address
             // and CS.D runs while RAM still holds its bytes; else the instruction is decoded
             // again. A record that is not cached has a length no window holds.
-            let d = icache[p & ICACHE_MASK]!;
+            let d = icache[p & mask]!;
             if (
               d.tag !== (p | (this.codeBig << 31)) ||
               (view.getInt32(p, true) & d.m0) !== d.w0 ||
               (d.m1 !== 0 && (view.getInt32(p + 4, true) & d.m1) !== d.w1)
-            ) {
-              if (d === EMPTY_RECORD) {
-                d = new Decoded();
-                icache[p & ICACHE_MASK] = d;
-              }
-              decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
-            }
+            )
+              d = this.decodeAt(p, off);
             if (off + d.len <= this.fetchLen) {
               this.eip = (eip + d.len) & d.ipMask;
               d.run!(this, d);
@@ -471,6 +467,17 @@ export class Cpu extends CpuAccess {
         if (this.shutdown) return this.endSlice(ExitReason.SHUTDOWN);
       }
     }
+  }
+
+  /** A decode-cache miss or stale record at physical `p` (window offset `off`): decodes into its slot. */
+  private decodeAt(p: number, off: number): Decoded {
+    let d = this.icache[p & ICACHE_MASK]!;
+    if (d === EMPTY_RECORD) {
+      d = new Decoded();
+      this.icache[p & ICACHE_MASK] = d;
+    }
+    decodeInto(this, d, p, this.codeBig, this.fetchLen - off);
+    return d;
   }
 
   private endSlice(exit: ExitReason): ExitReason {
