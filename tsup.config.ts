@@ -5,6 +5,8 @@ export default defineConfig({
     index: "src/index.ts",
     testing: "src/testing.ts",
     cli: "src/host/node/cli.ts",
+    node: "src/host/node/index.ts",
+    worker: "src/host/node/worker/entry.ts",
   },
   format: ["esm"],
   dts: true,
