@@ -418,33 +418,47 @@ export class Cpu extends CpuAccess {
     const ramEnd = useCache !== 0 ? Math.min(this.ramU8.length - 16, ICACHE_MAX_ADDR) : -1;
     while (true) {
       try {
+        // The fetch window and CS.D in locals: cached handlers change neither (MMIO sets
+        // slowCheck, faults leave through the catch), so they are reloaded only after the
+        // decoder, a boundary or opening a window.
+        let wStart = this.fetchStart;
+        let wLen = this.fetchLen;
+        let wAdj = this.fetchAdj;
+        let bigTag = this.codeBig << 31;
         while (this.sliceRetired < budget) {
           if (this.slowCheck) {
             this.instrStart = this.eip;
             const exit = this.boundary();
             if (exit >= 0) return this.endSlice(exit as ExitReason);
+            wStart = this.fetchStart;
+            wLen = this.fetchLen;
+            wAdj = this.fetchAdj;
+            bigTag = this.codeBig << 31;
           }
           const eip = this.eip;
           this.instrStart = eip;
-          let off = (eip - this.fetchStart) >>> 0;
-          if (off >= this.fetchLen && useCache !== 0) {
+          let off = (eip - wStart) >>> 0;
+          if (off >= wLen && useCache !== 0) {
             // Open the window here (faults as the fetch would), so the cache serves this one too.
             this.openFetchWindow(eip);
-            off = (eip - this.fetchStart) >>> 0;
+            wStart = this.fetchStart;
+            wLen = this.fetchLen;
+            wAdj = this.fetchAdj;
+            off = (eip - wStart) >>> 0;
           }
-          const p = (eip + this.fetchAdj) | 0;
-          if (off < this.fetchLen && p >>> 0 <= ramEnd) {
+          const p = (eip + wAdj) | 0;
+          if (off < wLen && p >>> 0 <= ramEnd) {
             // The decoded-instruction cache (icache.ts): the record for this physical address
             // and CS.D runs while RAM still holds its bytes; else the instruction is decoded
             // again. A record that is not cached has a length no window holds.
             let d = icache[p & mask]!;
             if (
-              d.tag !== (p | (this.codeBig << 31)) ||
+              d.tag !== (p | bigTag) ||
               (view.getInt32(p, true) & d.m0) !== d.w0 ||
               (d.m1 !== 0 && (view.getInt32(p + 4, true) & d.m1) !== d.w1)
             )
               d = this.decodeAt(p, off);
-            if (off + d.len <= this.fetchLen) {
+            if (off + d.len <= wLen) {
               this.eip = (eip + d.len) & d.ipMask;
               d.run!(this, d);
               this.sliceRetired++;
@@ -453,6 +467,10 @@ export class Cpu extends CpuAccess {
           }
           this.step();
           this.sliceRetired++;
+          wStart = this.fetchStart;
+          wLen = this.fetchLen;
+          wAdj = this.fetchAdj;
+          bigTag = this.codeBig << 31;
         }
         return this.endSlice(ExitReason.BUDGET);
       } catch (e) {
