@@ -71,7 +71,9 @@ export class Cpu extends CpuAccess {
   instructions = 0;
   private runCount = 0;
   /** Instructions retired in the current `run` slice (added to `instructions` when it ends). */
-  private sliceRetired = 0;
+  sliceRetired = 0;
+  /** The current slice's budget (a fused record runs its second instruction only within it). */
+  sliceBudget = 0;
 
   constructor(options: CpuOptions) {
     super(options.memory);
@@ -409,6 +411,7 @@ export class Cpu extends CpuAccess {
    */
   run(budget: number): ExitReason {
     this.sliceRetired = 0;
+    this.sliceBudget = budget;
     this.slowCheck = 1;
     const icache = this.icache;
     const mask = ICACHE_MASK;

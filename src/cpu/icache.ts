@@ -9,11 +9,15 @@
  * stale decode. A record is also keyed on CS.D (the default operand and address size).
  *
  * Forms not listed here are recorded as "not cached" (`run === null`) and go through the
- * normal decoder (`Cpu.step`); so does any instruction with a prefix, one that does not fit in
- * the fetch window, or one longer than 8 bytes.
+ * normal decoder (`Cpu.step`); so does any instruction with a prefix (except one segment
+ * override, and the string instructions' prefixes: icache-string.ts), one that does not fit in
+ * the fetch window, or one longer than 8 bytes. A flag-setting register form followed by a Jcc
+ * rel8 is fused into one record (icache-fused.ts).
  */
 import type { Cpu } from "./cpu.js";
+import { fuseJcc } from "./icache-fused.js";
 import * as H from "./icache-ops.js";
+import { decodeString } from "./icache-string.js";
 import { decode16 } from "./icache16.js";
 import { Sreg } from "./state.js";
 
@@ -59,6 +63,9 @@ export class Decoded {
   imm = 0;
   /** ALU kind (AluKind) or condition code. */
   kind = 0;
+  /** A fused Jcc rel8 after the instruction (icache-fused.ts): its condition and displacement. */
+  cc2 = 0;
+  rel2 = 0;
 }
 
 /** The record every empty slot shares (never written: the first decode gives a slot its own). */
@@ -81,7 +88,9 @@ export function decodeInto(cpu: Cpu, d: Decoded, p: number, big: number, room: n
   d.big = big;
   d.run = null;
   d.ipMask = big !== 0 ? -1 : 0xffff;
-  const len = big !== 0 ? decode32(cpu.ramU8, d, p) : decode16(cpu.ramU8, d, p);
+  const u8 = cpu.ramU8;
+  let len = fuseJcc(u8, d, p, big !== 0 ? decode32(u8, d, p) : decode16(u8, d, p), room);
+  if (d.run === null) len = decodeString(u8, d, p, big);
   if (d.run === null || len > 8 || len > room) {
     // Not cached: a length no fetch window holds sends it to the decoder; no bytes to compare.
     d.run = null;

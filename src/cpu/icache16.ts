@@ -50,7 +50,7 @@ const pushEm: DecodedRun = (cpu, d) => {
   cpu.push16(cpu.read16(d.seg, ea16(cpu, d)));
 };
 
-const aluEGr: DecodedRun = (cpu, d) => {
+export const aluEGr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.rm << 1]!, cpu.r16[d.reg << 1]!, 1);
   if (d.kind !== 7) cpu.r16[d.rm << 1] = r;
 };
@@ -59,7 +59,7 @@ const aluEGm: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.read16(d.seg, ea), cpu.r16[d.reg << 1]!, 1);
   if (d.kind !== 7) cpu.write16(d.seg, ea, r);
 };
-const aluGEr: DecodedRun = (cpu, d) => {
+export const aluGEr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.reg << 1]!, cpu.r16[d.rm << 1]!, 1);
   if (d.kind !== 7) cpu.r16[d.reg << 1] = r;
 };
@@ -68,7 +68,7 @@ const aluGEm: DecodedRun = (cpu, d) => {
   if (d.kind !== 7) cpu.r16[d.reg << 1] = r;
 };
 /** op Ev,imm (81, 83; imm already masked to 16 bits) and op AX,Iw (x5, rm = 0). */
-const aluEIr: DecodedRun = (cpu, d) => {
+export const aluEIr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.rm << 1]!, d.imm, 1);
   if (d.kind !== 7) cpu.r16[d.rm << 1] = r;
 };
@@ -77,7 +77,7 @@ const aluEIm: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.read16(d.seg, ea), d.imm, 1);
   if (d.kind !== 7) cpu.write16(d.seg, ea, r);
 };
-const testEGr: DecodedRun = (cpu, d) => {
+export const testEGr: DecodedRun = (cpu, d) => {
   cpu.lazyOp = Lazy.LOGIC;
   cpu.lazyRes = cpu.r16[d.rm << 1]! & cpu.r16[d.reg << 1]!;
   cpu.lazySize = 1;
@@ -88,7 +88,7 @@ const testEGm: DecodedRun = (cpu, d) => {
   cpu.lazyRes = a & cpu.r16[d.reg << 1]!;
   cpu.lazySize = 1;
 };
-const incDecR: DecodedRun = (cpu, d) => {
+export const incDecR: DecodedRun = (cpu, d) => {
   cpu.r16[d.reg << 1] = incDec(cpu, cpu.r16[d.reg << 1]!, d.kind !== 0, 1);
 };
 const incDecEm: DecodedRun = (cpu, d) => {

@@ -77,32 +77,36 @@ function segRangeOk(cpu: Cpu, seg: number, off: number, n: number, access: numbe
 }
 
 /**
- * Fast REP MOVS/STOS (32-bit addressing, DF = 0): page-sized chunks, each translated once
- * (through paging when it is on) and copied/filled in RAM directly. ECX/ESI/EDI are updated
- * after every chunk, so a fault (#PF on the next page) leaves a restartable state. Returns
- * true when every iteration is done, false to let the element loop finish from the current
- * registers (an element straddling pages, MMIO, an overlapping forward copy, a segment limit).
+ * Fast REP MOVS/STOS (DF = 0): page-sized chunks, each translated once (through paging when it
+ * is on) and copied/filled in RAM directly. ECX/ESI/EDI (CX/SI/DI with 16-bit addressing, when
+ * the whole run stays below 64 KiB so no offset wraps) are updated after every chunk, so a fault
+ * (#PF on the next page) leaves a restartable state. Returns true when every iteration is done,
+ * false to let the element loop finish from the current registers (an element straddling pages,
+ * MMIO, an overlapping forward copy, a segment limit, an offset that would wrap).
  */
 function fastRep(cpu: Cpu, kind: number, s: SizeIdx, srcSeg: number): boolean {
-  if (!cpu.ad32 || (cpu.flags & Flag.DF) !== 0) return false;
-  let count = cpu.r32[1]! >>> 0;
+  if ((cpu.flags & Flag.DF) !== 0) return false;
+  const ad32 = cpu.ad32;
+  const movs = kind === StrKind.MOVS;
+  let count = ad32 ? cpu.r32[1]! >>> 0 : cpu.r16[2]!;
   if (count > 0x1000_0000) return false;
   const total = count << s;
-  if (!segRangeOk(cpu, Sreg.ES, cpu.r32[7]!, total, 2)) return false;
-  const movs = kind === StrKind.MOVS;
-  if (movs && !segRangeOk(cpu, srcSeg, cpu.r32[6]!, total, 1)) return false;
+  if (!ad32 && (cpu.r16[14]! + total > 0x1_0000 || (movs && cpu.r16[12]! + total > 0x1_0000))) return false;
+  if (!segRangeOk(cpu, Sreg.ES, ad32 ? cpu.r32[7]! : cpu.r16[14]!, total, 2)) return false;
+  if (movs && !segRangeOk(cpu, srcSeg, ad32 ? cpu.r32[6]! : cpu.r16[12]!, total, 1)) return false;
   const u8 = cpu.ramU8;
   const kinds = cpu.pageKind;
   const v = movs ? 0 : cpu.getReg(s, 0);
   const byteFill =
     s === 0 || (s === 1 && (v & 0xff) === v >>> 8) || (s === 2 && v === (((v & 0xff) * 0x0101_0101) | 0));
   while (count > 0) {
-    const di = cpu.r32[7]!;
+    const di = ad32 ? cpu.r32[7]! : cpu.r16[14]!;
+    const si = ad32 ? cpu.r32[6]! : cpu.r16[12]!;
     const dlin = (cpu.segBase[Sreg.ES]! + di) | 0;
     let room = 0x1000 - (dlin & 0xfff);
     let slin = 0;
     if (movs) {
-      slin = (cpu.segBase[srcSeg]! + cpu.r32[6]!) | 0;
+      slin = (cpu.segBase[srcSeg]! + si) | 0;
       room = Math.min(room, 0x1000 - (slin & 0xfff));
     }
     const elems = Math.min(count, room >>> s);
@@ -116,7 +120,8 @@ function fastRep(cpu: Cpu, kind: number, s: SizeIdx, srcSeg: number): boolean {
       // A forward copy onto its own source replicates element by element: leave it to the loop.
       if (dst > src && dst < src + bytes) return false;
       u8.copyWithin(dst, src, src + bytes);
-      cpu.r32[6] = cpu.r32[6]! + bytes;
+      if (ad32) cpu.r32[6] = si + bytes;
+      else cpu.r16[12] = si + bytes;
     } else if (byteFill) u8.fill(v & 0xff, dst, dst + bytes);
     else {
       const view = cpu.ramView;
@@ -125,9 +130,14 @@ function fastRep(cpu: Cpu, kind: number, s: SizeIdx, srcSeg: number): boolean {
         else view.setUint16(dst + o, v, true);
       }
     }
-    cpu.r32[7] = di + bytes;
     count -= elems;
-    cpu.r32[1] = count;
+    if (ad32) {
+      cpu.r32[7] = di + bytes;
+      cpu.r32[1] = count;
+    } else {
+      cpu.r16[14] = di + bytes;
+      cpu.r16[2] = count;
+    }
   }
   return true;
 }
