@@ -228,6 +228,19 @@ describe("decoded-instruction cache", () => {
 });
 
 describe("decoded-instruction cache: fused compare-and-branch", () => {
+  it("does not fuse a memory write with the branch it may rewrite (add [ebx], al turns JZ into JNZ)", () => {
+    for (const cache of [true, false]) {
+      const { cpu, ram } = setup(cache);
+      // mov ebx, CODE+9; mov al, 1; add [ebx], al; jz +1; inc ecx; hlt
+      ram.u8.set([0xbb, ...le32(CODE + 9), 0xb0, 0x01, 0x00, 0x03, 0x74, 0x01, 0x41, 0xf4], CODE);
+      cpu.r32[1] = 0;
+      cpu.eip = CODE;
+      expect(cpu.run(100)).toBe(ExitReason.HLT);
+      expect(ram.u8[CODE + 9]).toBe(0x75);
+      expect(cpu.r32[1]).toBe(0); // the rewritten JNZ was taken
+    }
+  });
+
   it("counts the pair as two instructions: a budget of 1 stops at the Jcc, a single-step trap lands between them", () => {
     for (const cache of [true, false]) {
       const { cpu, ram } = setup(cache);
@@ -323,7 +336,8 @@ const instrArb: fc.Arbitrary<number[]> = fc.oneof(
   fc
     .tuple(fc.integer({ min: 0x80, max: 0x8f }), fc.integer({ min: -12, max: 8 }))
     .map(([op, r]) => [0x0f, op, r & 0xff, r < 0 ? 0xff : 0, r < 0 ? 0xff : 0, r < 0 ? 0xff : 0]),
-  // Flag-setting register forms followed by Jcc rel8 (fused into one record, icache-fused.ts).
+  // Flag-setting register forms followed by Jcc rel8, JMP rel8 or LOOP (fused into one record,
+  // icache-fused.ts).
   fc
     .tuple(
       fc.oneof(
@@ -342,8 +356,13 @@ const instrArb: fc.Arbitrary<number[]> = fc.oneof(
         fc.tuple(fc.integer({ min: 0, max: 7 }), imm32).map(([k, i]) => [k * 8 + 5, ...i]),
         imm8.map((i) => [0xa8, i]),
         fc.integer({ min: 0x40, max: 0x4f }).map((op) => [op]),
+        // Memory operands: CMP/TEST and register destinations fuse, the others do not.
+        fc
+          .tuple(fc.integer({ min: 0, max: 7 }), fc.constantFrom(0, 1, 2, 3, 0x84, 0x85), modrmArb)
+          .map(([k, lo, m]) => [lo >= 0x84 ? lo : k * 8 + lo, ...m]),
+        fc.tuple(fc.constantFrom(0x80, 0x83), modrmArb, imm8).map(([op, m, i]) => [op, ...m, i]),
       ),
-      fc.integer({ min: 0x70, max: 0x7f }),
+      fc.oneof(fc.integer({ min: 0x70, max: 0x7f }), fc.constantFrom(0xeb, 0xe2)),
       fc.integer({ min: -14, max: 8 }),
     )
     .map(([first, op, r]) => [...first, op, r & 0xff]),

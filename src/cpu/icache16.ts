@@ -54,7 +54,7 @@ export const aluEGr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.rm << 1]!, cpu.r16[d.reg << 1]!, 1);
   if (d.kind !== 7) cpu.r16[d.rm << 1] = r;
 };
-const aluEGm: DecodedRun = (cpu, d) => {
+export const aluEGm: DecodedRun = (cpu, d) => {
   const ea = ea16(cpu, d);
   const r = alu(cpu, d.kind, cpu.read16(d.seg, ea), cpu.r16[d.reg << 1]!, 1);
   if (d.kind !== 7) cpu.write16(d.seg, ea, r);
@@ -63,7 +63,7 @@ export const aluGEr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.reg << 1]!, cpu.r16[d.rm << 1]!, 1);
   if (d.kind !== 7) cpu.r16[d.reg << 1] = r;
 };
-const aluGEm: DecodedRun = (cpu, d) => {
+export const aluGEm: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.reg << 1]!, cpu.read16(d.seg, ea16(cpu, d)), 1);
   if (d.kind !== 7) cpu.r16[d.reg << 1] = r;
 };
@@ -72,7 +72,7 @@ export const aluEIr: DecodedRun = (cpu, d) => {
   const r = alu(cpu, d.kind, cpu.r16[d.rm << 1]!, d.imm, 1);
   if (d.kind !== 7) cpu.r16[d.rm << 1] = r;
 };
-const aluEIm: DecodedRun = (cpu, d) => {
+export const aluEIm: DecodedRun = (cpu, d) => {
   const ea = ea16(cpu, d);
   const r = alu(cpu, d.kind, cpu.read16(d.seg, ea), d.imm, 1);
   if (d.kind !== 7) cpu.write16(d.seg, ea, r);
@@ -82,7 +82,7 @@ export const testEGr: DecodedRun = (cpu, d) => {
   cpu.lazyRes = cpu.r16[d.rm << 1]! & cpu.r16[d.reg << 1]!;
   cpu.lazySize = 1;
 };
-const testEGm: DecodedRun = (cpu, d) => {
+export const testEGm: DecodedRun = (cpu, d) => {
   const a = cpu.read16(d.seg, ea16(cpu, d));
   cpu.lazyOp = Lazy.LOGIC;
   cpu.lazyRes = a & cpu.r16[d.reg << 1]!;
