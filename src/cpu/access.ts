@@ -205,7 +205,12 @@ export class CpuAccess extends CpuState {
     return this.readLin8(lin);
   }
   read16(seg: number, off: number): number {
-    const lin = this.segFlat[seg] !== 0 ? off : this.linRead(seg, off, 2);
+    const lin =
+      this.segFlat[seg] !== 0
+        ? off
+        : this.segSmall[seg] !== 0 && off >>> 0 < 0xffff
+          ? (this.segBase[seg]! + off) | 0
+          : this.linRead(seg, off, 2);
     if (this.paging === null) {
       const p = lin >>> 0;
       if ((p & 0xfff) !== 0xfff && this.pageKind[p >>> 12] === 0)
@@ -233,7 +238,12 @@ export class CpuAccess extends CpuState {
     this.writeLin8(lin, v);
   }
   write16(seg: number, off: number, v: number): void {
-    const lin = this.segFlat[seg] !== 0 ? off : this.linWrite(seg, off, 2);
+    const lin =
+      this.segFlat[seg] !== 0
+        ? off
+        : this.segSmall[seg] !== 0 && off >>> 0 < 0xffff
+          ? (this.segBase[seg]! + off) | 0
+          : this.linWrite(seg, off, 2);
     if (this.paging === null) {
       const p = lin >>> 0;
       if ((p & 0xfff) !== 0xfff && this.pageKind[p >>> 12] === 0) {

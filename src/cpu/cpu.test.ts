@@ -344,6 +344,27 @@ describe("faults, interrupts and exits", () => {
     expect(i.ram.readU16(0x800 - 6)).toBe(2);
   });
 
+  it("a real-mode word access at offset FFFF faults (#GP, #SS on the stack); FFFE and an unreal segment do not", () => {
+    const ds = (s: Rig) => {
+      s.cpu.loadSegment(Sreg.DS, 0x300);
+      s.ram.writeU16(0x3000 + 0xfffe, 0xbeef);
+      s.ram.writeU16(0x3000 + 0x1_0000, 0x1234);
+    };
+    expect(vectorTaken(real([0xbb, 0xff, 0xff, 0x8b, 0x07], ds))).toBe(Vector.GP); // mov ax, [bx]
+    expect(vectorTaken(real([0xbb, 0xff, 0xff, 0x89, 0x07], ds))).toBe(Vector.GP); // mov [bx], ax
+    expect(vectorTaken(real([0xbc, 0xff, 0xff, 0x58]))).toBe(Vector.SS); // mov sp, ffff; pop ax
+    const ok = real([0xbb, 0xfe, 0xff, 0x8b, 0x07], ds);
+    expect(vectorTaken(ok)).toBe(-1);
+    expect(ok.cpu.r16[0]).toBe(0xbeef);
+    const unreal = real([0xbb, 0xff, 0xff, 0x8b, 0x07], (s) => {
+      ds(s);
+      s.cpu.segMax[Sreg.DS] = 0xffff_ffff;
+      s.cpu.updateFlat(Sreg.DS);
+    });
+    expect(vectorTaken(unreal)).toBe(-1);
+    expect(unreal.cpu.r16[0]).toBe(0x34be);
+  });
+
   it("a fault while delivering a fault is a double fault; a third is shutdown", () => {
     const r = rig();
     r.ram.u8.set([0x0f, 0x0b], 0x1000);

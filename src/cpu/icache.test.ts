@@ -412,10 +412,28 @@ function setupReal(decodeCache: boolean): { cpu: Cpu; ram: FlatMemory } {
   return { cpu, ram };
 }
 
-function differential(real: boolean): void {
+/**
+ * Shifts and rotates (C1 Ib, D1, D3 CL; every group-2 kind, register and memory operands), each
+ * followed by PUSHF so every result's flags reach the compared stack, between loads of random
+ * 16-bit (real mode) or 32-bit values into registers.
+ */
+function shiftArb(real: boolean): fc.Arbitrary<number[]> {
+  const imm = real ? fc.integer({ min: 0, max: 0xffff }).map((v) => [v & 0xff, v >>> 8]) : imm32;
+  return fc.oneof(
+    fc.tuple(fc.integer({ min: 0xb8, max: 0xbf }), imm).map(([op, i]) => (op === 0xbc ? [] : [op, ...i])),
+    fc
+      .tuple(fc.constantFrom(0xc1, 0xd1, 0xd3), modrmArb, fc.integer({ min: 0, max: 33 }))
+      .map(([op, m, i]) => [op, ...m, ...(op === 0xc1 ? [i] : []), 0x9c]),
+    fc
+      .tuple(fc.constantFrom(0x66), fc.constantFrom(0xc1, 0xd1), modrmArb, imm8)
+      .map(([p, op, m, i]) => [p, op, ...m, ...(op === 0xc1 ? [i] : []), 0x9c]),
+  );
+}
+
+function differential(real: boolean, instr: fc.Arbitrary<number[]> = instrArb): void {
   fc.assert(
     fc.property(
-      fc.array(instrArb, { minLength: 1, maxLength: 24 }),
+      fc.array(instr, { minLength: 1, maxLength: 24 }),
       fc.array(
         fc.oneof(
           fc.integer({ min: 0, max: 15 }),
@@ -464,5 +482,9 @@ describe("decoded-instruction cache: differential", () => {
   });
   it("random programs leave the same state with the cache on and off (real mode)", () => {
     differential(true);
+  });
+  it("shift and rotate forms (each result's flags pushed) agree with the cache on and off", () => {
+    differential(false, shiftArb(false));
+    differential(true, shiftArb(true));
   });
 });

@@ -8,7 +8,7 @@ import type { Decoded } from "./icache.js";
 import * as B from "./icache-ops.js";
 import { type DecodedRun, ea16, NO_REG, SEG_PREFIX } from "./icache-ops.js";
 import { alu, imul16To, incDec } from "./ops-alu.js";
-import { shift } from "./ops-shift.js";
+import { shift16 } from "./ops-shift.js";
 import { Lazy, Sreg } from "./state.js";
 
 function jumpTo(cpu: Cpu, target: number): void {
@@ -101,13 +101,13 @@ const imulr: DecodedRun = (cpu, d) => {
 const imulm: DecodedRun = (cpu, d) => {
   imul16To(cpu, d.reg, cpu.read16(d.seg, ea16(cpu, d)), d.imm);
 };
-/** Group 2 by `kind` with the count (1 or Ib, non-zero after masking) in `imm`. */
+/** Group 2 by `kind` with the count (1 or Ib masked to 5 bits, non-zero) in `imm`. */
 const shiftr: DecodedRun = (cpu, d) => {
-  cpu.r16[d.rm << 1] = shift(cpu, d.kind, cpu.r16[d.rm << 1]!, d.imm, 1);
+  cpu.r16[d.rm << 1] = shift16(cpu, d.kind, cpu.r16[d.rm << 1]!, d.imm);
 };
 const shiftm: DecodedRun = (cpu, d) => {
   const ea = ea16(cpu, d);
-  const r = shift(cpu, d.kind, cpu.read16(d.seg, ea), d.imm, 1);
+  const r = shift16(cpu, d.kind, cpu.read16(d.seg, ea), d.imm);
   cpu.write16(d.seg, ea, r);
 };
 
@@ -331,9 +331,9 @@ export function decode16(u8: Uint8Array, d: Decoded, p: number): number {
       case 0xd1: {
         q = decodeModrm16(u8, d, q);
         d.kind = d.reg;
-        const count = op === 0xd1 ? 1 : u8[q++]!;
+        const count = op === 0xd1 ? 1 : u8[q++]! & 0x1f;
         d.imm = count;
-        if ((count & 0x1f) !== 0) run = d.base === -1 ? shiftr : shiftm;
+        if (count !== 0) run = d.base === -1 ? shiftr : shiftm;
         break;
       }
       case 0xc3:

@@ -145,6 +145,62 @@ export function shift32(cpu: Cpu, op: number, a: number, count: number): number 
   }
 }
 
+/** SHL/SHR/SAR flags at 16 bits: SF/ZF/PF from r (0..0xFFFF), CF and OF as given, AF cleared. */
+function shiftFlags16(cpu: Cpu, r: number, cf: number, of: boolean): void {
+  cpu.flags =
+    (cpu.flags & ~ARITH_FLAGS) |
+    cf |
+    PARITY[r & 0xff]! |
+    (r === 0 ? Flag.ZF : 0) |
+    ((r & 0x8000) !== 0 ? Flag.SF : 0) |
+    (of ? Flag.OF : 0);
+  cpu.lazyOp = Lazy.NONE;
+}
+
+/**
+ * `shift` at 16 bits with a masked, non-zero count (1..31) on a 16-bit value, without the size
+ * tables; RCL/RCR go to the generic code. Used by the 16-bit decode cache (icache16.ts); the
+ * table handlers keep the generic `shift`, so the differential test compares the two.
+ */
+export function shift16(cpu: Cpu, op: number, a: number, count: number): number {
+  switch (op) {
+    case 0: {
+      const c = count & 15;
+      const r = c === 0 ? a : ((a << c) | (a >>> (16 - c))) & 0xffff;
+      const cf = r & 1;
+      rotFlags(cpu, cf, ((r & 0x8000) !== 0) !== (cf !== 0));
+      return r;
+    }
+    case 1: {
+      const c = count & 15;
+      const r = c === 0 ? a : ((a >>> c) | (a << (16 - c))) & 0xffff;
+      const cf = (r & 0x8000) !== 0 ? 1 : 0;
+      rotFlags(cpu, cf, (cf !== 0) !== ((r & 0x4000) !== 0));
+      return r;
+    }
+    case 4:
+    case 6: {
+      const r = (a << count) & 0xffff;
+      const cf = count <= 16 ? (a >>> (16 - count)) & 1 : 0;
+      shiftFlags16(cpu, r, cf, ((r & 0x8000) !== 0) !== (cf !== 0));
+      return r;
+    }
+    case 5: {
+      const r = a >>> count;
+      shiftFlags16(cpu, r, (a >>> (count - 1)) & 1, count === 1 && (a & 0x8000) !== 0);
+      return r;
+    }
+    case 7: {
+      const sa = (a << 16) >> 16;
+      const r = (sa >> count) & 0xffff;
+      shiftFlags16(cpu, r, (sa >> (count - 1)) & 1, false);
+      return r;
+    }
+    default:
+      return shift(cpu, op, a, count, 1);
+  }
+}
+
 /** Group 2 with the count from Ib (C0/C1), 1 (D0/D1) or CL (D2/D3). */
 export function group2(s: SizeIdx, countFrom: "ib" | "one" | "cl"): Handler {
   if (s === 2)

@@ -109,6 +109,11 @@ export class CpuState {
   readonly segAccess = new Uint8Array(6);
   /** 1 when the segment is flat: base 0, offsets 0..4 GiB-1, readable and writable (the fast path). */
   readonly segFlat = new Uint8Array(6);
+  /**
+   * 1 when the segment is a 64 KiB read/write one at any base (offsets 0..0xFFFF, as in real
+   * mode): a word access at offset below 0xFFFF passes the checks (read16/write16 fast path).
+   */
+  readonly segSmall = new Uint8Array(6);
 
   cr0: number = Cr0.ET;
   cr2 = 0;
@@ -307,12 +312,18 @@ export class CpuState {
     return (cc & 1) !== 0 ? !t : t;
   }
 
-  /** Recomputes `segFlat` after a cache or access change (call after editing the arrays directly). */
+  /** Recomputes `segFlat` and `segSmall` after a cache or access change (call after editing the arrays directly). */
   updateFlat(sreg: number): void {
     this.segFlat[sreg] =
       this.segBase[sreg] === 0 &&
       this.segMin[sreg] === 0 &&
       this.segMax[sreg] === 0xffff_ffff &&
+      this.segAccess[sreg] === (SegAccess.READ | SegAccess.WRITE)
+        ? 1
+        : 0;
+    this.segSmall[sreg] =
+      this.segMin[sreg] === 0 &&
+      this.segMax[sreg] === 0xffff &&
       this.segAccess[sreg] === (SegAccess.READ | SegAccess.WRITE)
         ? 1
         : 0;
