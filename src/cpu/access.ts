@@ -208,7 +208,7 @@ export class CpuAccess extends CpuState {
     const lin =
       this.segFlat[seg] !== 0
         ? off
-        : this.segSmall[seg] !== 0 && off >>> 0 < 0xffff
+        : this.segFlat[seg + 6] !== 0 && off >>> 0 < 0xffff
           ? (this.segBase[seg]! + off) | 0
           : this.linRead(seg, off, 2);
     if (this.paging === null) {
@@ -241,7 +241,7 @@ export class CpuAccess extends CpuState {
     const lin =
       this.segFlat[seg] !== 0
         ? off
-        : this.segSmall[seg] !== 0 && off >>> 0 < 0xffff
+        : this.segFlat[seg + 6] !== 0 && off >>> 0 < 0xffff
           ? (this.segBase[seg]! + off) | 0
           : this.linWrite(seg, off, 2);
     if (this.paging === null) {

@@ -107,13 +107,13 @@ export class CpuState {
   readonly segMax = new Uint32Array(6);
   /** SegAccess bits. */
   readonly segAccess = new Uint8Array(6);
-  /** 1 when the segment is flat: base 0, offsets 0..4 GiB-1, readable and writable (the fast path). */
-  readonly segFlat = new Uint8Array(6);
   /**
-   * 1 when the segment is a 64 KiB read/write one at any base (offsets 0..0xFFFF, as in real
-   * mode): a word access at offset below 0xFFFF passes the checks (read16/write16 fast path).
+   * [0..5]: 1 when the segment is flat: base 0, offsets 0..4 GiB-1, readable and writable (the
+   * fast path). [6..11] (sreg + 6): 1 when it is a 64 KiB read/write one at any base (offsets
+   * 0..0xFFFF, as in real mode): a word access below offset 0xFFFF passes the checks (the
+   * read16/write16 fast path). One array, so the Cpu object keeps its field layout.
    */
-  readonly segSmall = new Uint8Array(6);
+  readonly segFlat = new Uint8Array(12);
 
   cr0: number = Cr0.ET;
   cr2 = 0;
@@ -312,7 +312,7 @@ export class CpuState {
     return (cc & 1) !== 0 ? !t : t;
   }
 
-  /** Recomputes `segFlat` and `segSmall` after a cache or access change (call after editing the arrays directly). */
+  /** Recomputes both halves of `segFlat` after a cache or access change (call after editing the arrays directly). */
   updateFlat(sreg: number): void {
     this.segFlat[sreg] =
       this.segBase[sreg] === 0 &&
@@ -321,7 +321,7 @@ export class CpuState {
       this.segAccess[sreg] === (SegAccess.READ | SegAccess.WRITE)
         ? 1
         : 0;
-    this.segSmall[sreg] =
+    this.segFlat[sreg + 6] =
       this.segMin[sreg] === 0 &&
       this.segMax[sreg] === 0xffff &&
       this.segAccess[sreg] === (SegAccess.READ | SegAccess.WRITE)
