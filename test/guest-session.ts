@@ -10,6 +10,12 @@ import { Machine, type MachineConfig, type StopReason } from "../src/machine/mac
 /** The guest shell's prompt, with busybox's cursor-position query (ESC [6n) after it. */
 const PROMPT_RE = new RegExp(`virtkit# (${String.fromCharCode(27)}\\[6n)?`, "g");
 
+/**
+ * The test guests' command line. cryptomgr.notests skips the kernel's crypto self-tests (about
+ * 2.5 G guest instructions); the boot tests of the default command line keep them.
+ */
+export const GUEST_CMDLINE = "console=ttyS0 acpi=off pci=nomsi panic=-1 cryptomgr.notests";
+
 export function findGuest(): DefaultGuest | undefined {
   return findCachedGuest();
 }
@@ -26,38 +32,21 @@ export function kernelProblems(log: string): string[] {
     .filter((l) => !allowed.some((a) => a.test(l)));
 }
 
-export class GuestSession {
-  readonly machine: Machine;
-  private out = "";
+/**
+ * The guest's shell over its serial console: what it printed (`log`), `waitFor` a pattern past a
+ * read cursor, and `run` a command. Subclasses feed `out` and `stopped`, and implement `send`.
+ */
+export abstract class GuestConsole {
+  protected out = "";
   private cursor = 0;
-  private running: Promise<StopReason>;
-  private stopped: StopReason | null = null;
+  protected stopped: StopReason | null = null;
+  private echoOff = false;
 
-  constructor(guest: DefaultGuest, extra: Partial<MachineConfig> = {}) {
-    this.machine = new Machine({
-      memory: 256 * 1024 * 1024,
-      kernel: new Uint8Array(readFileSync(guest.kernel)),
-      vmlinux: guest.vmlinux ? new Uint8Array(readFileSync(guest.vmlinux)) : undefined,
-      initrd: new Uint8Array(readFileSync(guest.initrd)),
-      // cryptomgr.notests: skip the kernel's crypto self-tests (about 2.5 G guest instructions);
-      // the boot tests of the default command line keep them.
-      cmdline: "console=ttyS0 acpi=off pci=nomsi panic=-1 cryptomgr.notests",
-      clock: "virtual",
-      wallClock: () => Date.UTC(2026, 10, 23),
-      serial: {
-        write: (b) => {
-          this.out += Buffer.from(b).toString("latin1");
-          // VIRTKIT_GUEST_LOG=FILE: follow the guest's console while a test runs
-          if (process.env.VIRTKIT_GUEST_LOG) appendFileSync(process.env.VIRTKIT_GUEST_LOG, b);
-        },
-      },
-      ...extra,
-    });
-    this.running = this.machine.run({ yieldToHost: () => new Promise((r) => setImmediate(r)) }).then((r) => {
-      this.stopped = r;
-      return r;
-    });
-  }
+  /** How errors name this guest ("guest", "guest a"). */
+  protected abstract readonly who: string;
+
+  /** Types `text` into the console. */
+  abstract send(text: string): void;
 
   /** Everything the guest printed on COM1 so far. */
   get log(): string {
@@ -77,8 +66,10 @@ export class GuestSession {
         return text;
       }
       if (this.stopped)
-        throw new Error(`guest stopped (${JSON.stringify(this.stopped)}) before ${pattern}\n${this.tail()}`);
-      if (Date.now() > end) throw new Error(`timed out waiting for ${pattern}\n${this.tail()}`);
+        throw new Error(
+          `${this.who} stopped (${describeStop(this.stopped)}) before ${pattern}\n${this.tail()}`,
+        );
+      if (Date.now() > end) throw new Error(`${this.who}: timed out waiting for ${pattern}\n${this.tail()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -86,19 +77,6 @@ export class GuestSession {
   tail(lines = 30): string {
     return this.out.split("\n").slice(-lines).join("\n");
   }
-
-  /** Types `text` into the console. */
-  send(text: string): void {
-    const bytes = new TextEncoder().encode(text);
-    let off = 0;
-    const push = (): void => {
-      off += this.machine.serialReceive(bytes.subarray(off));
-      if (off < bytes.length) setTimeout(push, 5);
-    };
-    push();
-  }
-
-  private echoOff = false;
 
   /**
    * Runs a shell command and returns its output: what the guest printed before the end marker
@@ -117,6 +95,55 @@ export class GuestSession {
       .slice(0, text.lastIndexOf(`@@END${id}@@`))
       .replace(PROMPT_RE, "")
       .replace(/\r/g, "");
+  }
+}
+
+/** A stop reason for an error message (an error's stack in full). */
+function describeStop(r: StopReason): string {
+  if (r.kind !== "error") return JSON.stringify(r);
+  const e = r.error;
+  return `error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+}
+
+export class GuestSession extends GuestConsole {
+  protected readonly who = "guest";
+  readonly machine: Machine;
+  private running: Promise<StopReason>;
+
+  constructor(guest: DefaultGuest, extra: Partial<MachineConfig> = {}) {
+    super();
+    this.machine = new Machine({
+      memory: 256 * 1024 * 1024,
+      kernel: new Uint8Array(readFileSync(guest.kernel)),
+      vmlinux: guest.vmlinux ? new Uint8Array(readFileSync(guest.vmlinux)) : undefined,
+      initrd: new Uint8Array(readFileSync(guest.initrd)),
+      cmdline: GUEST_CMDLINE,
+      clock: "virtual",
+      wallClock: () => Date.UTC(2026, 10, 23),
+      serial: {
+        write: (b) => {
+          this.out += Buffer.from(b).toString("latin1");
+          // VIRTKIT_GUEST_LOG=FILE: follow the guest's console while a test runs
+          if (process.env.VIRTKIT_GUEST_LOG) appendFileSync(process.env.VIRTKIT_GUEST_LOG, b);
+        },
+      },
+      ...extra,
+    });
+    this.running = this.machine.run({ yieldToHost: () => new Promise((r) => setImmediate(r)) }).then((r) => {
+      this.stopped = r;
+      return r;
+    });
+  }
+
+  /** Types `text` into the console. */
+  send(text: string): void {
+    const bytes = new TextEncoder().encode(text);
+    let off = 0;
+    const push = (): void => {
+      off += this.machine.serialReceive(bytes.subarray(off));
+      if (off < bytes.length) setTimeout(push, 5);
+    };
+    push();
   }
 
   /** Waits for the machine to stop. */

@@ -10,12 +10,7 @@ import type { DefaultGuest } from "../src/host/node/guest/build.js";
 import { MachineWorker } from "../src/host/node/worker/machine-worker.js";
 import type { WorkerMachineSpec } from "../src/host/node/worker/protocol.js";
 import type { StopReason } from "../src/machine/machine.js";
-
-/** The guest shell's prompt, with busybox's cursor-position query (ESC [6n) after it. */
-const PROMPT_RE = new RegExp(`virtkit# (${String.fromCharCode(27)}\\[6n)?`, "g");
-
-/** GuestSession's command line (crypto self-tests skipped). */
-export const WORKER_GUEST_CMDLINE = "console=ttyS0 acpi=off pci=nomsi panic=-1 cryptomgr.notests";
+import { GUEST_CMDLINE, GuestConsole } from "./guest-session.js";
 
 export interface GuestWorkerOptions extends Partial<Omit<WorkerMachineSpec, "devices">> {
   devices?: Partial<DeviceSpecs>;
@@ -25,14 +20,13 @@ export interface GuestWorkerOptions extends Partial<Omit<WorkerMachineSpec, "dev
   name?: string;
 }
 
-export class GuestWorkerSession {
-  private out = "";
-  private cursor = 0;
-  private stopped: StopReason | null = null;
-  private echoOff = false;
+export class GuestWorkerSession extends GuestConsole {
+  protected readonly who: string;
   private readonly running: Promise<StopReason>;
 
   private constructor(readonly vm: MachineWorker) {
+    super();
+    this.who = `guest ${vm.name}`;
     this.running = vm.finished.then((r) => {
       this.stopped = r;
       return r;
@@ -53,7 +47,7 @@ export class GuestWorkerSession {
         vmlinux: guest.vmlinux,
         initrd: guest.initrd,
         memory: 256 * 1024 * 1024,
-        cmdline: WORKER_GUEST_CMDLINE,
+        cmdline: GUEST_CMDLINE,
         clock: "virtual",
         wallClock: Date.UTC(2026, 10, 23),
         devices: { ...emptyDeviceSpecs(), ...devices },
@@ -74,55 +68,9 @@ export class GuestWorkerSession {
     return session;
   }
 
-  /** Everything the guest printed on COM1 so far. */
-  get log(): string {
-    return this.out;
-  }
-
-  /** Waits until `pattern` appears after the read cursor; moves the cursor past it. */
-  async waitFor(pattern: RegExp | string, timeoutMs = 1_200_000): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const rest = this.out.slice(this.cursor);
-      const m = typeof pattern === "string" ? rest.indexOf(pattern) : rest.search(pattern);
-      if (m >= 0) {
-        const len = typeof pattern === "string" ? pattern.length : (rest.match(pattern)?.[0].length ?? 0);
-        const text = rest.slice(0, m + len);
-        this.cursor += m + len;
-        return text;
-      }
-      if (this.stopped)
-        throw new Error(
-          `guest ${this.vm.name} stopped (${describe(this.stopped)}) before ${pattern}\n${this.tail()}`,
-        );
-      if (Date.now() > end)
-        throw new Error(`guest ${this.vm.name}: timed out waiting for ${pattern}\n${this.tail()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
-  tail(lines = 30): string {
-    return this.out.split("\n").slice(-lines).join("\n");
-  }
-
   /** Types `text` into the console (the worker queues what the UART cannot take yet). */
   send(text: string): void {
     this.vm.serialWrite(text);
-  }
-
-  /** Runs a shell command and returns its output (as GuestSession.run: echo off, prompts removed). */
-  async run(cmd: string, timeoutMs = 1_200_000): Promise<string> {
-    if (!this.echoOff) {
-      this.echoOff = true;
-      await this.run("stty -echo", timeoutMs);
-    }
-    const id = Math.floor(Math.random() * 1e9);
-    this.send(`${cmd}; echo "@@END""${id}@@ $?"\n`);
-    const text = await this.waitFor(new RegExp(`@@END${id}@@ \\d+`), timeoutMs);
-    return text
-      .slice(0, text.lastIndexOf(`@@END${id}@@`))
-      .replace(PROMPT_RE, "")
-      .replace(/\r/g, "");
   }
 
   /** Waits for the machine to stop. */
@@ -133,10 +81,4 @@ export class GuestWorkerSession {
   stop(): Promise<StopReason> {
     return this.vm.stop("test finished");
   }
-}
-
-function describe(r: StopReason): string {
-  if (r.kind !== "error") return JSON.stringify(r);
-  const e = r.error;
-  return `error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
 }
