@@ -16,9 +16,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FlatMemory } from "../../common/memory.js";
-import { bitLength, classify, type F80, f80, Kind, unpack } from "./float80.js";
-import { Fpu, type FpuHost, type FpuInstrInfo } from "./fpu.js";
+import { FlatMemory } from "../../../src/common/memory.js";
+import { bitLength, classify, type F80, f80, Kind, unpack } from "../../../src/cpu/x87/float80.js";
+import { Fpu, type FpuHost, type FpuInstrInfo } from "../../../src/cpu/x87/fpu.js";
 
 function findCompiler(): string | null {
   if (process.arch !== "x64" && process.arch !== "ia32") return null;

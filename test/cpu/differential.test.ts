@@ -11,11 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { FlatMemory } from "../common/memory.js";
-import { IoBus } from "../machine/io-bus.js";
-import { MemoryBus } from "../machine/memory-bus.js";
-import { Cpu } from "./cpu.js";
-import { ExitReason } from "./fault.js";
+import { FlatMemory } from "../../src/common/memory.js";
+import { IoBus } from "../../src/machine/io-bus.js";
+import { MemoryBus } from "../../src/machine/memory-bus.js";
+import { Cpu } from "../../src/cpu/cpu.js";
+import { ExitReason } from "../../src/cpu/fault.js";
 
 const CF = 0x1;
 const PF = 0x4;

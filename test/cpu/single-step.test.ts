@@ -7,7 +7,12 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
-import { lockAllowedOn386, type SingleStepTest, SingleStepHarness, SkipRule } from "./single-step.js";
+import {
+  lockAllowedOn386,
+  type SingleStepTest,
+  SingleStepHarness,
+  SkipRule,
+} from "../../src/cpu/single-step.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const base = resolve(root, "../shared/cpu-tests/80286");

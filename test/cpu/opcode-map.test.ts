@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { OPCODES } from "./table.js";
+import { OPCODES } from "../../src/cpu/table.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const file = resolve(root, "../shared/cpu-tests/opcode-map/x86reference/x86reference.xml");

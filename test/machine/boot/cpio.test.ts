@@ -13,7 +13,7 @@ import {
   S_IFREG,
   readCpio,
   writeCpio,
-} from "./cpio.js";
+} from "../../../src/machine/boot/cpio.js";
 
 const text = new TextDecoder();
 

@@ -3,19 +3,24 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { VirtkitError } from "../../common/errors.js";
-import { FlatMemory } from "../../common/memory.js";
-import { type BarHandler, PciFunction } from "../../pci/function.js";
-import { IoBus } from "../io-bus.js";
-import { MemoryBus } from "../memory-bus.js";
-import { PciBus } from "../pci/bus.js";
-import { assignPciResources } from "../pci/firmware.js";
-import { buildDsdt, buildDsdtAml, findRsdp, parseAcpiTables } from "./acpi.js";
-import * as aml from "./aml.js";
-import { byteSum } from "./checksum.js";
-import { decodePirTable, encodePirTable, findPirTable, pirTableForBus } from "./pir.js";
-import { ACPI_PM_BASE, S5_SLP_TYP } from "./pm.js";
-import { DEFAULT_PIR_ADDRESS, writePlatformTables } from "./tables.js";
+import { VirtkitError } from "../../../src/common/errors.js";
+import { FlatMemory } from "../../../src/common/memory.js";
+import { type BarHandler, PciFunction } from "../../../src/pci/function.js";
+import { IoBus } from "../../../src/machine/io-bus.js";
+import { MemoryBus } from "../../../src/machine/memory-bus.js";
+import { PciBus } from "../../../src/machine/pci/bus.js";
+import { assignPciResources } from "../../../src/machine/pci/firmware.js";
+import { buildDsdt, buildDsdtAml, findRsdp, parseAcpiTables } from "../../../src/machine/platform/acpi.js";
+import * as aml from "../../../src/machine/platform/aml.js";
+import { byteSum } from "../../../src/machine/platform/checksum.js";
+import {
+  decodePirTable,
+  encodePirTable,
+  findPirTable,
+  pirTableForBus,
+} from "../../../src/machine/platform/pir.js";
+import { ACPI_PM_BASE, S5_SLP_TYP } from "../../../src/machine/platform/pm.js";
+import { DEFAULT_PIR_ADDRESS, writePlatformTables } from "../../../src/machine/platform/tables.js";
 
 const nullHandler: BarHandler = { mmioRead: () => 0, mmioWrite: () => {} };
 
